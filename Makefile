@@ -1,0 +1,33 @@
+# Iter8 in Rust. `make demo` runs an example experiment locally; `make test` installs what the
+# tests need and runs them all.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all build demo test test-only setup lint fmt bench image kind-up kind-e2e schemas snapshot
+
+all: build
+
+build:
+	$(CARGO) build --release --bins
+
+demo:
+	bash scripts/demo
+
+# Installs test dependencies (Debian packages, Python venv with Helm), then runs every test.
+test: setup lint test-only
+
+setup:
+	bash scripts/setup-test-env
+
+test-only:
+	bash scripts/run-tests
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	bash scripts/bench

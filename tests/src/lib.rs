@@ -1,0 +1,1 @@
+//! Test support for Iter8: a Kubernetes API server for tests and its controllers.
