@@ -16,7 +16,9 @@ pub fn normalize_metric_name(name: &str) -> String {
     // Iter8 gRPC style: latency/mean, latency/p95.0, error-count stays as is.
     let rest = rest.replacen("latency/", "latency-", 1);
     let rest = match rest.rsplit_once("-p") {
-        Some((head, pct)) if !pct.is_empty() && pct.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+        Some((head, pct))
+            if !pct.is_empty() && pct.chars().all(|c| c.is_ascii_digit() || c == '.') =>
+        {
             format!("{head}-p{}", normalize_percentile(pct))
         }
         _ => rest,
@@ -50,13 +52,31 @@ mod tests {
 
     #[test]
     fn normalises_percentiles_and_iter8_grpc_names() {
-        assert_eq!(normalize_metric_name("http/latency-p99.90"), "http/latency-p99.9");
-        assert_eq!(normalize_metric_name("http/latency-p99.9"), "http/latency-p99.9");
-        assert_eq!(normalize_metric_name("http-v1/latency-p50.0"), "http-v1/latency-p50");
-        assert_eq!(normalize_metric_name("grpc/latency/mean"), "grpc/latency-mean");
-        assert_eq!(normalize_metric_name("grpc/latency/p95.0"), "grpc/latency-p95");
+        assert_eq!(
+            normalize_metric_name("http/latency-p99.90"),
+            "http/latency-p99.9"
+        );
+        assert_eq!(
+            normalize_metric_name("http/latency-p99.9"),
+            "http/latency-p99.9"
+        );
+        assert_eq!(
+            normalize_metric_name("http-v1/latency-p50.0"),
+            "http-v1/latency-p50"
+        );
+        assert_eq!(
+            normalize_metric_name("grpc/latency/mean"),
+            "grpc/latency-mean"
+        );
+        assert_eq!(
+            normalize_metric_name("grpc/latency/p95.0"),
+            "grpc/latency-p95"
+        );
         assert_eq!(normalize_metric_name("grpc/error-rate"), "grpc/error-rate");
-        assert_eq!(normalize_metric_name("istio/request-count"), "istio/request-count");
+        assert_eq!(
+            normalize_metric_name("istio/request-count"),
+            "istio/request-count"
+        );
         assert_eq!(normalize_metric_name("plain"), "plain");
         assert_eq!(percentile_suffix(99.9), "p99.9");
         assert_eq!(percentile_suffix(50.0), "p50");

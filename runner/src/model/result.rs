@@ -73,6 +73,40 @@ impl ExperimentResult {
         }
     }
 
+    /// `completed`: every task of the current loop completed (skipped ones count).
+    pub fn completed(&self) -> bool {
+        self.num_tasks > 0 && self.num_completed_tasks >= self.num_tasks
+    }
+
+    /// `nofailure`: no task failed in the current loop.
+    pub fn no_failure(&self) -> bool {
+        !self.failure
+    }
+
+    /// `slos`: every version satisfies every SLO (true when no SLO was given; false while
+    /// SLOs were given but not assessed yet).
+    pub fn slos_satisfied(&self) -> bool {
+        let Some(insights) = &self.insights else {
+            return true;
+        };
+        let Some(slos) = &insights.slos else {
+            return true;
+        };
+        if slos.upper.is_empty() && slos.lower.is_empty() {
+            return true;
+        }
+        let Some(sat) = &insights.slos_satisfied else {
+            return false;
+        };
+        sat.upper.len() == slos.upper.len()
+            && sat.lower.len() == slos.lower.len()
+            && sat
+                .upper
+                .iter()
+                .chain(sat.lower.iter())
+                .all(|per_version| per_version.iter().all(|ok| *ok))
+    }
+
     /// The insights, created empty on first use.
     pub fn insights_mut(&mut self) -> &mut Insights {
         self.insights.get_or_insert_with(Insights::default)
@@ -101,7 +135,11 @@ pub struct MetricMeta {
 
 impl MetricMeta {
     pub fn new(kind: MetricType, description: impl Into<String>, units: Option<&str>) -> Self {
-        Self { description: description.into(), units: units.map(str::to_string), kind }
+        Self {
+            description: description.into(),
+            units: units.map(str::to_string),
+            kind,
+        }
     }
 }
 
@@ -254,7 +292,11 @@ pub struct Insights {
     pub unavailable_metrics: Vec<BTreeMap<String, String>>,
     #[serde(default, rename = "SLOs", skip_serializing_if = "Option::is_none")]
     pub slos: Option<Slos>,
-    #[serde(default, rename = "SLOsSatisfied", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "SLOsSatisfied",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slos_satisfied: Option<SlosSatisfied>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewards: Option<Rewards>,
@@ -280,7 +322,8 @@ impl Insights {
         if self.version_names.len() < n {
             self.version_names.resize(n, String::new());
         }
-        self.non_histogram_metric_values.resize_with(n, BTreeMap::new);
+        self.non_histogram_metric_values
+            .resize_with(n, BTreeMap::new);
         self.histogram_metric_values.resize_with(n, BTreeMap::new);
         if !self.unavailable_metrics.is_empty() {
             self.unavailable_metrics.resize_with(n, BTreeMap::new);
@@ -298,7 +341,9 @@ impl Insights {
         if let Some(m) = self.unavailable_metrics.get_mut(version) {
             m.remove(name);
         }
-        let values = self.non_histogram_metric_values[version].entry(name.to_string()).or_default();
+        let values = self.non_histogram_metric_values[version]
+            .entry(name.to_string())
+            .or_default();
         values.push(value);
         if values.len() > MAX_LOOP_HISTORY {
             let excess = values.len() - MAX_LOOP_HISTORY;
@@ -309,27 +354,38 @@ impl Insights {
     /// Merge a histogram into the stored one for `version`.
     pub fn record_histogram(&mut self, version: usize, name: &str, hist: &Histogram) {
         self.grow_to(version);
-        self.histogram_metric_values[version].entry(name.to_string()).or_default().merge(hist);
+        self.histogram_metric_values[version]
+            .entry(name.to_string())
+            .or_default()
+            .merge(hist);
     }
 
     /// Record that a metric could not be obtained for `version` in this loop, and why.
     pub fn mark_unavailable(&mut self, version: usize, name: &str, reason: impl Into<String>) {
         self.grow_to(version);
-        self.unavailable_metrics.resize_with(self.num_versions, BTreeMap::new);
+        self.unavailable_metrics
+            .resize_with(self.num_versions, BTreeMap::new);
         self.unavailable_metrics[version].insert(name.to_string(), reason.into());
     }
 
     /// The latest value of a metric for a version (names are normalised first).
     pub fn latest(&self, version: usize, name: &str) -> Option<f64> {
         let name = normalize_metric_name(name);
-        self.non_histogram_metric_values.get(version)?.get(&name)?.last().copied()
+        self.non_histogram_metric_values
+            .get(version)?
+            .get(&name)?
+            .last()
+            .copied()
     }
 
     /// Whether any version has (or had) this metric, or it is described.
     pub fn knows_metric(&self, name: &str) -> bool {
         let name = normalize_metric_name(name);
         self.metrics_info.contains_key(&name)
-            || self.non_histogram_metric_values.iter().any(|m| m.contains_key(&name))
+            || self
+                .non_histogram_metric_values
+                .iter()
+                .any(|m| m.contains_key(&name))
     }
 
     fn grow_to(&mut self, version: usize) {
@@ -350,7 +406,11 @@ mod tests {
         Histogram {
             buckets: values
                 .iter()
-                .map(|&(lower, upper, count)| HistBucket { lower, upper, count })
+                .map(|&(lower, upper, count)| HistBucket {
+                    lower,
+                    upper,
+                    count,
+                })
                 .collect(),
             count,
             sum,
@@ -378,7 +438,12 @@ mod tests {
 
     #[test]
     fn percentile_falls_in_its_bucket() {
-        let h = hist(&[(1.0, 2.0, 50), (2.0, 4.0, 40), (4.0, 8.0, 10)], 250.0, 1.0, 7.0);
+        let h = hist(
+            &[(1.0, 2.0, 50), (2.0, 4.0, 40), (4.0, 8.0, 10)],
+            250.0,
+            1.0,
+            7.0,
+        );
         let p50 = h.percentile(50.0).unwrap_or_default();
         assert!((1.0..=2.0).contains(&p50), "{p50}");
         let p90 = h.percentile(90.0).unwrap_or_default();
@@ -394,7 +459,10 @@ mod tests {
         for n in 0..100 {
             i.record(1, "http/request-count", n as f64);
         }
-        assert_eq!(i.non_histogram_metric_values[1]["http/request-count"].len(), MAX_LOOP_HISTORY);
+        assert_eq!(
+            i.non_histogram_metric_values[1]["http/request-count"].len(),
+            MAX_LOOP_HISTORY
+        );
         assert_eq!(i.latest(1, "http/request-count"), Some(99.0));
         assert_eq!(i.latest(0, "http/request-count"), None);
         i.mark_unavailable(2, "prom/x", "down");
