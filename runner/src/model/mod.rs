@@ -1,8 +1,10 @@
 //! Spec and result types (serde), metric naming, conditions. No I/O.
 
+pub mod duration;
 pub mod metrics;
 pub mod result;
 
+pub use duration::GoDuration;
 pub use result::{
     ExperimentResult, FailedTask, HistBucket, Histogram, Insights, MetricMeta, MetricType,
     RewardWinners, Rewards, Slo, Slos, SlosSatisfied,
