@@ -1,4 +1,233 @@
 //! `iter8-runner`: runs an experiment (the image's entrypoint; also local runs).
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not wired yet")
+//!
+//! Exit codes: 0 the experiment ran and no task failed; 1 a task failed (or the result
+//! could not be written); 2 bad input or usage (missing file, invalid experiment).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use iter8::engine::{run_experiment, EngineError, EngineOptions};
+use iter8::store::file::FileStore;
+use iter8::store::{Store, StoreError};
+use iter8::tasks::Progress;
+use tracing_subscriber::EnvFilter;
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    Human,
+    Json,
+}
+
+/// Run an Iter8 experiment: the tasks of `spec:` in order; the result is written after
+/// every task.
+#[derive(Parser, Debug)]
+#[command(name = "iter8-runner", version, about)]
+struct Opts {
+    /// The experiment file (YAML with a top-level `spec:` task list).
+    #[arg(short = 'f', long = "file", default_value = "experiment.yaml")]
+    file: PathBuf,
+    /// Where to write the result (YAML).
+    #[arg(short = 'o', long = "output", default_value = "result.yaml")]
+    output: PathBuf,
+    /// Continue the result in --output as the next loop (numLoops + 1) instead of
+    /// starting fresh.
+    #[arg(long = "continue")]
+    continue_previous: bool,
+    /// No progress display; only warnings and errors are logged (RUST_LOG still wins).
+    #[arg(short, long)]
+    quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    /// Namespace of the experiment (in a cluster).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Helm release whose Secret holds the experiment and the result (in a cluster).
+    #[arg(long, requires = "namespace")]
+    release: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let tty = std::io::stderr().is_terminal();
+    let show_progress = tty && !opts.quiet;
+    init_logging(&opts, tty, show_progress);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iter8-runner: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(async {
+        if opts.release.is_some() {
+            eprintln!(
+                "iter8-runner: --release (cluster mode) is not available in this build; run locally with -f experiment.yaml -o result.yaml"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        let store = FileStore::new(&opts.file, &opts.output, opts.continue_previous);
+        let options = EngineOptions {
+            namespace: opts.namespace.clone(),
+            kube: None,
+        };
+        execute(&store, &options, show_progress, opts.quiet, &opts.output.display().to_string()).await
+    })
+}
+
+/// Run the experiment through any store and turn the outcome into an exit code.
+async fn execute<S: Store>(
+    store: &S,
+    options: &EngineOptions,
+    show_progress: bool,
+    quiet: bool,
+    destination: &str,
+) -> ExitCode {
+    let progress = Arc::new(Progress::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let display = show_progress.then(|| {
+        let (progress, stop) = (progress.clone(), stop.clone());
+        std::thread::spawn(move || progress_display(&progress, &stop))
+    });
+    let outcome = run_experiment(store, options, &progress).await;
+    stop.store(true, Ordering::Relaxed);
+    if let Some(handle) = display {
+        let _ = handle.join();
+    }
+    match outcome {
+        Ok(outcome) => {
+            let r = &outcome.result;
+            if let Some(f) = r.failed_task.as_ref().filter(|_| r.failure) {
+                eprintln!(
+                    "iter8-runner: experiment failed: task {} ({}): {}; result in {destination}",
+                    f.index + 1,
+                    f.task,
+                    f.message
+                );
+                ExitCode::from(EXIT_FAILED)
+            } else {
+                if !quiet {
+                    eprintln!(
+                        "iter8-runner: experiment completed ({}/{} tasks, loop {}); result in {destination}",
+                        r.num_completed_tasks, r.num_tasks, r.num_loops
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("iter8-runner: {e}");
+            match e {
+                EngineError::Invalid(_) => ExitCode::from(EXIT_USAGE),
+                EngineError::Load(StoreError::Io(_)) | EngineError::Save(_) => {
+                    ExitCode::from(EXIT_FAILED)
+                }
+                EngineError::Load(_) => ExitCode::from(EXIT_USAGE),
+            }
+        }
+    }
+}
+
+/// Live progress on stderr, refreshed 4 times a second, until `stop`.
+fn progress_display(progress: &Progress, stop: &AtomicBool) {
+    let mut last_done = 0u64;
+    let mut last_at = Instant::now();
+    let mut rate = 0f64;
+    let mut last_task = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(250));
+        let task = progress.task();
+        let done = progress.done.load(Ordering::Relaxed);
+        let total = progress.total.load(Ordering::Relaxed);
+        let errors = progress.errors.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if task != last_task || done < last_done {
+            rate = 0.0;
+            last_task = task.clone();
+            last_done = 0;
+        }
+        let dt = now.duration_since(last_at).as_secs_f64();
+        if dt > 0.0 {
+            let instant = (done - last_done.min(done)) as f64 / dt;
+            rate = if rate == 0.0 { instant } else { 0.5 * rate + 0.5 * instant };
+        }
+        last_done = done;
+        last_at = now;
+        let label = progress.label();
+        let mut line = task;
+        if !label.is_empty() {
+            line.push_str(&format!(" [{label}]"));
+        }
+        if done > 0 || total > 0 {
+            if total > 0 {
+                let pct = done as f64 * 100.0 / total as f64;
+                line.push_str(&format!(": {done}/{total} ({pct:.0}%)"));
+            } else {
+                line.push_str(&format!(": {done}"));
+            }
+            line.push_str(&format!(", {rate:.0}/s, {errors} errors"));
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K");
+    let _ = err.flush();
+}
+
+/// stderr for log lines that first clears the progress line.
+struct ClearLineStderr;
+
+impl Write for ClearLineStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        err.write_all(b"\r\x1b[2K")?;
+        err.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn init_logging(opts: &Opts, tty: bool, progress: bool) {
+    let default = if opts.quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let json = match opts.log_format {
+        LogFormat::Json => true,
+        LogFormat::Human => false,
+        LogFormat::Auto => !tty,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        builder
+            .json()
+            .with_writer(std::io::stderr)
+            .try_init()
+    } else if progress {
+        builder
+            .with_target(false)
+            .with_writer(|| ClearLineStderr)
+            .try_init()
+    } else {
+        builder
+            .with_target(false)
+            .with_ansi(tty)
+            .with_writer(std::io::stderr)
+            .try_init()
+    };
 }

@@ -1,8 +1,11 @@
 //! Spec and result types (serde), metric naming, conditions. No I/O.
 
+pub mod condition;
 pub mod duration;
 pub mod metrics;
 pub mod result;
+pub mod schema;
+pub mod spec;
 
 pub use duration::GoDuration;
 pub use result::{

@@ -1,6 +1,8 @@
 //! Where experiments come from and results go: a file locally (`file`), the release's
 //! Secret in a cluster (`secret`). The engine is generic over [`Store`].
 
+pub mod file;
+
 use std::future::Future;
 
 use crate::model::ExperimentResult;

@@ -12,6 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::model::Insights;
 
+pub mod assess;
+pub mod run;
+
 /// Why a task could not be run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -53,6 +56,8 @@ pub struct TaskContext<'a> {
 #[derive(Debug, Default)]
 pub struct Progress {
     label: Mutex<String>,
+    /// The running task as the engine names it (`task 1/3 http`).
+    task: Mutex<String>,
     /// Requests (or steps) planned; 0 when unknown (duration-bound runs).
     pub total: AtomicU64,
     /// Requests (or steps) done.
@@ -77,6 +82,19 @@ impl Progress {
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Set by the engine when a task starts (`task 1/3 http`); tasks use [`Progress::start`].
+    pub fn set_task(&self, task: impl Into<String>) {
+        if let Ok(mut t) = self.task.lock() {
+            *t = task.into();
+        }
+        self.start("", 0);
+    }
+
+    /// The running task, as set by the engine.
+    pub fn task(&self) -> String {
+        self.task.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     pub fn label(&self) -> String {

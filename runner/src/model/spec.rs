@@ -1,0 +1,362 @@
+//! The experiment document: YAML whose top-level `spec:` is the ordered task list.
+//!
+//! Iter8 v0.15 files load unchanged: each task is an envelope `{task: <name>, with: {...},
+//! if: <condition>}`, or `{run: <script>, if: <condition>}` for a shell step. Optional
+//! `metadata: {name, namespace}` is kept; a `result:` key (Iter8's local files carried one)
+//! is ignored.
+//!
+//! Dispatch is by serde: [`TaskSpec`] is an adjacently tagged enum (`task` / `with`), so
+//! adding a task is one variant here plus one arm in each of [`TaskSpec::validate`],
+//! [`TaskSpec::run`] and [`TaskSpec::metric_prefixes`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use crate::tasks::assess::AssessTask;
+use crate::tasks::run::RunTask;
+use crate::tasks::{TaskContext, TaskError};
+
+/// Why an experiment document could not be read.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    /// The document is not YAML, or its top level is wrong.
+    #[error("{0}")]
+    Document(String),
+    /// A task entry is wrong: `index` is zero-based, messages count from 1.
+    #[error("task {} ({name}): {message}", index + 1)]
+    Task {
+        index: usize,
+        name: String,
+        message: String,
+    },
+}
+
+/// `metadata:` of an Iter8 experiment (the chart writes the release's name and namespace).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentMetadata {
+    /// Name of the experiment (the Helm release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Namespace of the experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A parsed experiment: its tasks, in order.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub metadata: ExperimentMetadata,
+    pub tasks: Vec<Task>,
+}
+
+/// One task of the experiment with its envelope.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Zero-based position in `spec`.
+    pub index: usize,
+    /// `if:`: run the task only when this condition holds (see `model::condition`).
+    pub condition: Option<String>,
+    /// What to do.
+    pub spec: TaskSpec,
+}
+
+impl Task {
+    /// The task's name (`http`, `assess`, ..., `run`).
+    pub fn name(&self) -> &'static str {
+        self.spec.name()
+    }
+
+    /// `task 1 (http)`: how messages name this task (counting from 1).
+    pub fn label(&self) -> String {
+        format!("task {} ({})", self.index + 1, self.name())
+    }
+}
+
+/// The tasks an experiment can hold: `task: <name>` selects the variant, `with:` holds
+/// its inputs.
+#[derive(Deserialize, JsonSchema, Clone, Debug)]
+#[serde(tag = "task", content = "with", rename_all = "lowercase")]
+pub enum TaskSpec {
+    /// Assess SLOs and rewards against the metrics of earlier tasks.
+    Assess(AssessTask),
+    /// A shell script (`run:` envelope; not selectable as `task: run`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    Run(RunTask),
+}
+
+impl TaskSpec {
+    /// The task's name as written in `task:` (or `run`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskSpec::Assess(_) => "assess",
+            TaskSpec::Run(_) => "run",
+        }
+    }
+
+    /// Checks that need no I/O.
+    pub fn validate(&self) -> Result<(), TaskError> {
+        match self {
+            TaskSpec::Assess(t) => t.validate(),
+            TaskSpec::Run(t) => t.validate(),
+        }
+    }
+
+    /// Run the task.
+    pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        match self {
+            TaskSpec::Assess(t) => t.run(ctx).await,
+            TaskSpec::Run(t) => t.run(ctx).await,
+        }
+    }
+
+    /// Prefixes of the metric names the task produces (`http`, `http-v1`, ...).
+    pub fn metric_prefixes(&self) -> Vec<String> {
+        match self {
+            TaskSpec::Assess(_) | TaskSpec::Run(_) => Vec::new(),
+        }
+    }
+}
+
+/// The JSON Schema of the experiment document (not used for parsing: the envelope is read
+/// by [`parse_experiment`]).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(title = "Iter8 experiment", deny_unknown_fields)]
+pub struct ExperimentDocument {
+    /// Name and namespace of the experiment (written by the chart).
+    #[serde(default)]
+    metadata: Option<ExperimentMetadata>,
+    /// The tasks, run in order.
+    spec: Vec<TaskEntry>,
+    /// Ignored (Iter8's local experiment files carried the result here).
+    #[serde(default)]
+    result: Option<serde_json::Value>,
+}
+
+/// One entry of `spec`: a task (`task` + `with`) or a shell step (`run`).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum TaskEntry {
+    Task {
+        /// Run the task only when this condition holds, e.g. `SLOs()`, `Result.NumLoops > 1`.
+        #[serde(rename = "if", default)]
+        condition: Option<String>,
+        #[serde(flatten)]
+        task: TaskSpec,
+    },
+    Run {
+        /// Shell script run with `/bin/sh -c` (fails where the image has no shell).
+        run: String,
+        /// Run the step only when this condition holds, e.g. `SLOs()`.
+        #[serde(rename = "if", default)]
+        condition: Option<String>,
+    },
+}
+
+/// Parse an experiment document. Errors name the task (counting from 1), its name and the
+/// field path inside the entry (e.g. `task 1 (http): with.numRequests: invalid type ...`).
+pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
+    let doc: Value = serde_yaml::from_str(yaml)
+        .map_err(|e| SpecError::Document(format!("the experiment is not valid YAML: {e}")))?;
+    let top = match doc {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            return Err(SpecError::Document(
+                "the experiment is empty; it needs a top-level `spec:` list of tasks".into(),
+            ))
+        }
+        _ => {
+            return Err(SpecError::Document(
+                "the experiment must be a mapping with a top-level `spec:` list of tasks".into(),
+            ))
+        }
+    };
+    let mut metadata = ExperimentMetadata::default();
+    let mut spec = None;
+    for (k, v) in top {
+        match k.as_str() {
+            Some("spec") => spec = Some(v),
+            Some("result") => {}
+            Some("metadata") => {
+                metadata = serde_path_to_error::deserialize(v).map_err(|e| {
+                    SpecError::Document(format!("metadata.{}: {}", e.path(), e.inner()))
+                })?
+            }
+            other => {
+                return Err(SpecError::Document(format!(
+                    "unknown top-level key {}; an experiment has `spec:` (the tasks) and optionally `metadata:`",
+                    key_text(other, &k)
+                )))
+            }
+        }
+    }
+    let entries = match spec {
+        Some(Value::Sequence(s)) => s,
+        Some(Value::Null) | None => {
+            return Err(SpecError::Document(
+                "spec: missing or empty; list the tasks to run, e.g. `spec: [{task: http, with: {url: http://127.0.0.1:8080}}]`".into(),
+            ))
+        }
+        Some(_) => {
+            return Err(SpecError::Document(
+                "spec: must be a list of tasks (`- task: <name>` or `- run: <script>`)".into(),
+            ))
+        }
+    };
+    if entries.is_empty() {
+        return Err(SpecError::Document(
+            "spec: the task list is empty; add at least one task".into(),
+        ));
+    }
+    let tasks = entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| parse_task(index, entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Experiment { metadata, tasks })
+}
+
+fn key_text(k: Option<&str>, v: &Value) -> String {
+    match k {
+        Some(s) => format!("`{s}`"),
+        None => format!("{v:?}"),
+    }
+}
+
+fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
+    let err = |name: &str, message: String| SpecError::Task {
+        index,
+        name: name.to_string(),
+        message,
+    };
+    let Value::Mapping(map) = entry else {
+        return Err(err(
+            "?",
+            "a task must be a mapping with `task:` (and `with:`) or `run:`".into(),
+        ));
+    };
+    let mut task: Option<Value> = None;
+    let mut with: Option<Value> = None;
+    let mut run: Option<Value> = None;
+    let mut condition: Option<Value> = None;
+    for (k, v) in map {
+        match k.as_str() {
+            Some("task") => task = Some(v),
+            Some("with") => with = Some(v),
+            Some("run") => run = Some(v),
+            Some("if") => condition = Some(v),
+            other => {
+                let name = task_name_hint(&task, &run);
+                return Err(err(
+                    &name,
+                    format!(
+                        "unknown key {}; a task has `task`, `with` and `if` (or `run` and `if`)",
+                        key_text(other, &k)
+                    ),
+                ));
+            }
+        }
+    }
+    let name = task_name_hint(&task, &run);
+    let condition = match condition {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        Some(_) => {
+            return Err(err(
+                &name,
+                "if: must be a condition string, e.g. `SLOs()` or `Result.NumLoops > 1`".into(),
+            ))
+        }
+    };
+    let spec = match (task, run) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                &name,
+                "give either `task:` or `run:`, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                &name,
+                "missing `task:` (the task's name, e.g. `task: http`) or `run:` (a shell script)"
+                    .into(),
+            ))
+        }
+        (None, Some(script)) => {
+            if with.is_some() {
+                return Err(err(
+                    "run",
+                    "with: a `run:` step takes no `with:`; put the whole script in `run:`".into(),
+                ));
+            }
+            let Value::String(script) = script else {
+                return Err(err("run", "run: must be a string (a shell script)".into()));
+            };
+            TaskSpec::Run(RunTask { run: script })
+        }
+        (Some(task), None) => {
+            let Value::String(task_name) = &task else {
+                return Err(err(
+                    "?",
+                    "task: must be a task name string, e.g. `task: http`".into(),
+                ));
+            };
+            let task_name = task_name.clone();
+            let with = match with {
+                None | Some(Value::Null) => Value::Mapping(Mapping::new()),
+                Some(w) => w,
+            };
+            let mut normalized = Mapping::new();
+            normalized.insert(Value::String("task".into()), task);
+            normalized.insert(Value::String("with".into()), with);
+            serde_path_to_error::deserialize::<_, TaskSpec>(Value::Mapping(normalized)).map_err(
+                |e| {
+                    let path = e.path().to_string();
+                    let message = tidy_serde_message(&e.inner().to_string());
+                    if path == "task" || path == "." {
+                        err(&task_name, message.replacen("unknown variant", "unknown task", 1))
+                    } else {
+                        err(&task_name, format!("{path}: {message}"))
+                    }
+                },
+            )?
+        }
+    };
+    Ok(Task {
+        index,
+        condition,
+        spec,
+    })
+}
+
+fn task_name_hint(task: &Option<Value>, run: &Option<Value>) -> String {
+    match (task, run) {
+        (Some(Value::String(s)), _) => s.clone(),
+        (None, Some(_)) => "run".to_string(),
+        _ => "?".to_string(),
+    }
+}
+
+/// Make serde's type names readable for users (`expected u64` -> `expected an integer`).
+fn tidy_serde_message(m: &str) -> String {
+    let mut out = m.to_string();
+    for (from, to) in [
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected i32", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("data did not match any variant of untagged enum", "value has the wrong shape for"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
+}

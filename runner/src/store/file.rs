@@ -1,0 +1,108 @@
+//! `FileStore`: the experiment from a file, the result to a file (written atomically:
+//! a temporary file beside it, then a rename, so a reader never sees half a result).
+
+use std::path::{Path, PathBuf};
+
+use super::{Store, StoreError, Stored};
+use crate::model::ExperimentResult;
+
+/// A local experiment: spec file in, result file out.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    experiment: PathBuf,
+    result: PathBuf,
+    continue_previous: bool,
+}
+
+impl FileStore {
+    /// A store reading `experiment` and writing `result`. A local run starts fresh;
+    /// with `continue_previous` an existing result file is continued as the next loop.
+    pub fn new(
+        experiment: impl Into<PathBuf>,
+        result: impl Into<PathBuf>,
+        continue_previous: bool,
+    ) -> Self {
+        Self {
+            experiment: experiment.into(),
+            result: result.into(),
+            continue_previous,
+        }
+    }
+
+    pub fn result_path(&self) -> &Path {
+        &self.result
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NotFound(format!("{what} {}", path.display()))
+    } else {
+        StoreError::Io(format!("{what} {}: {e}", path.display()))
+    }
+}
+
+/// Read a result file (`iter8 report` / `assert` use it too).
+pub async fn read_result(path: &Path) -> Result<ExperimentResult, StoreError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| io_error("result file", path, e))?;
+    serde_yaml::from_str(&text).map_err(|e| StoreError::Invalid {
+        what: format!("result file {}", path.display()),
+        message: e.to_string(),
+    })
+}
+
+/// Write `contents` to `path` atomically (temporary file in the same directory + rename).
+pub async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "result".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = async {
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, contents).await?;
+        f.sync_all().await?;
+        drop(f);
+        tokio::fs::rename(&tmp, path).await
+    };
+    if let Err(e) = write.await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(StoreError::Io(format!(
+            "cannot write result file {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Store for FileStore {
+    async fn load(&self) -> Result<Stored, StoreError> {
+        let experiment_yaml = tokio::fs::read_to_string(&self.experiment)
+            .await
+            .map_err(|e| io_error("experiment file", &self.experiment, e))?;
+        let previous = if self.continue_previous && self.result.exists() {
+            Some(read_result(&self.result).await?)
+        } else {
+            None
+        };
+        Ok(Stored {
+            experiment_yaml,
+            previous,
+            revision: None,
+        })
+    }
+
+    async fn save(&self, result: &ExperimentResult) -> Result<(), StoreError> {
+        let yaml = serde_yaml::to_string(result).map_err(|e| StoreError::Invalid {
+            what: "result".into(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.result, yaml.as_bytes()).await
+    }
+}

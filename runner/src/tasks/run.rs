@@ -1,0 +1,99 @@
+//! `run:` steps: a shell script run with `/bin/sh -c` (Iter8 used bash; POSIX sh is what
+//! slim images have). The runner's own image has no shell: there a `run:` step fails with a
+//! clear message instead of a cryptic spawn error.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{TaskContext, TaskError};
+
+/// The shell `run:` steps use.
+pub const SHELL: &str = "/bin/sh";
+
+/// How much of stderr a failure message quotes.
+const STDERR_TAIL_BYTES: usize = 2000;
+
+/// A `run:` step.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunTask {
+    /// The script, run with `/bin/sh -c`.
+    pub run: String,
+}
+
+impl RunTask {
+    pub fn validate(&self) -> Result<(), TaskError> {
+        if self.run.trim().is_empty() {
+            return Err(TaskError::invalid(
+                "run",
+                "the script is empty; give a shell command, e.g. `run: echo hello`",
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        self.run_with_shell(ctx, Path::new(SHELL)).await
+    }
+
+    /// Run with the given shell (tests use a missing path to check the no-shell message).
+    pub async fn run_with_shell(
+        &self,
+        ctx: &mut TaskContext<'_>,
+        shell: &Path,
+    ) -> Result<(), TaskError> {
+        if !shell.exists() {
+            return Err(TaskError::Failed(format!(
+                "this image has no shell ({} not found), so `run:` steps cannot run here; use a task instead, or run the experiment where a shell exists",
+                shell.display()
+            )));
+        }
+        ctx.progress.start("run", 0);
+        let output = tokio::process::Command::new(shell)
+            .arg("-c")
+            .arg(&self.run)
+            .env("TEMP_DIR", std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| {
+                TaskError::Failed(format!("cannot start {} -c: {e}", shell.display()))
+            })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for line in stdout.lines() {
+            tracing::info!(task = ctx.index + 1, "run: {line}");
+        }
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail = tail(stderr.trim_end(), STDERR_TAIL_BYTES);
+        let how = match output.status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => "was killed by a signal".to_string(),
+        };
+        Err(TaskError::Failed(if tail.is_empty() {
+            format!("the script {how}")
+        } else {
+            format!("the script {how}; stderr: {tail}")
+        }))
+    }
+}
+
+/// The last `max` bytes of `s`, on a character boundary.
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
