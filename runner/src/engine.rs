@@ -233,3 +233,267 @@ pub async fn run_plan<S: Store>(
     }
     Ok(Outcome { result })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::{Histogram, HistBucket, MetricMeta, MetricType};
+    use crate::store::Stored;
+
+    /// A store that records every save.
+    struct MemStore {
+        yaml: String,
+        previous: Option<ExperimentResult>,
+        revision: Option<i64>,
+        saves: Mutex<Vec<ExperimentResult>>,
+    }
+
+    impl MemStore {
+        fn new(yaml: &str) -> Self {
+            Self {
+                yaml: yaml.into(),
+                previous: None,
+                revision: None,
+                saves: Mutex::new(Vec::new()),
+            }
+        }
+        fn saves(&self) -> Vec<ExperimentResult> {
+            self.saves.lock().expect("lock").clone()
+        }
+    }
+
+    impl Store for MemStore {
+        async fn load(&self) -> Result<Stored, StoreError> {
+            Ok(Stored {
+                experiment_yaml: self.yaml.clone(),
+                previous: self.previous.clone(),
+                revision: self.revision,
+            })
+        }
+        async fn save(&self, result: &ExperimentResult) -> Result<(), StoreError> {
+            self.saves.lock().expect("lock").push(result.clone());
+            Ok(())
+        }
+    }
+
+    struct FailingLoad;
+    impl Store for FailingLoad {
+        async fn load(&self) -> Result<Stored, StoreError> {
+            Err(StoreError::NotFound("experiment file x.yaml".into()))
+        }
+        async fn save(&self, _: &ExperimentResult) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    async fn run(store: &MemStore) -> Outcome {
+        run_experiment(store, &EngineOptions::default(), &Progress::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn false_if_skips_but_counts_as_completed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let yaml = format!(
+            "spec:\n- run: 'true'\n- run: touch '{}'\n  if: 'false'\n- run: touch '{}'\n  if: Result.NumLoops == 1 && NoFailure()\n",
+            a.display(),
+            b.display()
+        );
+        let store = MemStore::new(&yaml);
+        let out = run(&store).await;
+        assert!(!out.failed());
+        assert!(!a.exists(), "the task with a false condition ran");
+        assert!(b.exists(), "the task with a true condition did not run");
+        assert_eq!(out.result.num_completed_tasks, 3);
+        assert_eq!(out.result.num_tasks, 3);
+        assert!(out.result.completed());
+        assert_eq!(out.result.num_loops, 1);
+        assert!(out.result.insights.is_none());
+    }
+
+    #[tokio::test]
+    async fn result_is_saved_after_every_task() {
+        let store = MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: 'false'\n- run: 'true'\n");
+        let out = run(&store).await;
+        let saves = store.saves();
+        assert_eq!(
+            saves.iter().map(|r| r.num_completed_tasks).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        assert!(saves.iter().all(|r| r.num_loops == 1 && !r.failure));
+        assert_eq!(saves.last(), Some(&out.result));
+    }
+
+    #[tokio::test]
+    async fn a_failing_task_stops_the_loop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let later = dir.path().join("later");
+        let yaml = format!(
+            "spec:\n- run: 'true'\n- run: echo boom >&2; exit 7\n- run: touch '{}'\n",
+            later.display()
+        );
+        let store = MemStore::new(&yaml);
+        let out = run(&store).await;
+        assert!(out.failed());
+        assert!(!later.exists(), "a task after the failure ran");
+        assert_eq!(out.result.num_completed_tasks, 1);
+        assert!(!out.result.completed());
+        assert_eq!(
+            out.result.failed_task,
+            Some(FailedTask {
+                index: 1,
+                task: "run".into(),
+                message: "the script exited with code 7; stderr: boom".into(),
+            })
+        );
+        let saves = store.saves();
+        assert_eq!(saves.len(), 3, "start, task 1, failed task 2");
+        assert!(saves[2].failure);
+    }
+
+    #[tokio::test]
+    async fn a_new_loop_continues_the_previous_result() {
+        let mut prev = ExperimentResult::new(2);
+        prev.num_loops = 2;
+        prev.num_completed_tasks = 1;
+        prev.failure = true;
+        prev.failed_task = Some(FailedTask {
+            index: 1,
+            task: "run".into(),
+            message: "old".into(),
+        });
+        let start = prev.start_time;
+        let i = prev.insights_mut();
+        i.ensure_versions(&["v1".into()]);
+        i.register_metric(
+            "http/latency-mean",
+            MetricMeta::new(MetricType::Gauge, "mean latency", Some("msec")),
+        );
+        i.record(0, "http/latency-mean", 12.0);
+        let h = Histogram {
+            buckets: vec![HistBucket {
+                lower: 1.0,
+                upper: 2.0,
+                count: 3,
+            }],
+            count: 3,
+            sum: 4.5,
+            sum_sq: 7.0,
+            min: 1.0,
+            max: 1.9,
+        };
+        i.record_histogram(0, "http/latency", &h);
+        let mut store = MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: Result.NumLoops == 3\n");
+        store.previous = Some(prev.clone());
+        let out = run(&store).await;
+        let r = &out.result;
+        assert_eq!(r.num_loops, 3);
+        assert_eq!(r.num_completed_tasks, 2);
+        assert!(!r.failure && r.failed_task.is_none());
+        assert_eq!(r.start_time, start);
+        assert_eq!(r.insights, prev.insights, "insights carry over");
+        // Every save of the new loop starts from numCompletedTasks 0.
+        assert_eq!(store.saves()[0].num_completed_tasks, 0);
+        assert_eq!(store.saves()[0].num_loops, 3);
+
+        // A different Helm revision starts fresh.
+        prev.revision = Some(1);
+        store.previous = Some(prev);
+        store.revision = Some(2);
+        store.saves.lock().expect("lock").clear();
+        let out = run(&store).await;
+        assert_eq!(out.result.num_loops, 1);
+        assert_eq!(out.result.revision, Some(2));
+        assert!(out.result.insights.is_none());
+        // num_completed: the second task's `if` (NumLoops == 3) is false: skipped, counted.
+        assert_eq!(out.result.num_completed_tasks, 2);
+    }
+
+    #[tokio::test]
+    async fn assess_in_a_loop_and_slos_conditions() {
+        // `prepare` refuses an assess without a metric producer, so build the plan with the
+        // metrics a previous loop left behind (as a CronJob loop would).
+        let yaml = "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: 10\n- run: exit 1\n  if: SLOs()\n- run: 'true'\n  if: not SLOs()\n";
+        let experiment = parse_experiment(yaml).expect("parses");
+        let conditions = experiment
+            .tasks
+            .iter()
+            .map(|t| t.condition.as_deref().map(|c| Condition::parse(c).expect("cond")))
+            .collect();
+        let plan = Plan {
+            experiment,
+            conditions,
+        };
+        let mut prev = ExperimentResult::new(3);
+        prev.insights_mut().ensure_versions(&["v1".into(), "v2".into()]);
+        prev.insights_mut().record(0, "http/latency-mean", 5.0);
+        prev.insights_mut().record(1, "http/latency-mean", 50.0);
+        let result = start_loop(Some(prev), 3, None);
+        let store = MemStore::new(yaml);
+        let out = run_plan(&plan, result, &store, &EngineOptions::default(), &Progress::default())
+            .await
+            .expect("runs");
+        let i = out.result.insights.as_ref().expect("insights");
+        assert_eq!(
+            i.slos_satisfied.as_ref().expect("sat").upper,
+            vec![vec![true, false]]
+        );
+        // SLOs() is false, so `exit 1` was skipped and the experiment did not fail.
+        assert!(!out.failed());
+        assert_eq!(out.result.num_completed_tasks, 3);
+        assert!(!out.result.slos_satisfied());
+    }
+
+    #[test]
+    fn every_problem_is_reported_before_anything_runs() {
+        let yaml = "spec:\n- run: ' '\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: 10\n- run: 'true'\n  if: SLOs( and\n";
+        let Err(EngineError::Invalid(problems)) = prepare(yaml) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("task 1 (run): run: the script is empty"), "{}", problems[0]);
+        assert!(
+            problems[1].starts_with("task 2 (assess): with.SLOs.upper[0]: no earlier task produces metric http/latency-mean"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].starts_with("task 3 (run): if: cannot parse \"SLOs( and\""),
+            "{}",
+            problems[2]
+        );
+        let Err(EngineError::Invalid(p)) = prepare("spec:\n- task: nope\n") else {
+            panic!("expected invalid")
+        };
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("task 1 (nope): unknown task `nope`"));
+    }
+
+    #[tokio::test]
+    async fn invalid_experiment_saves_nothing_and_load_errors_surface() {
+        let store = MemStore::new("spec:\n- run: 'true'\n  if: Result.Nope\n");
+        let e = run_experiment(&store, &EngineOptions::default(), &Progress::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::Invalid(_)));
+        assert!(store.saves().is_empty());
+        let e = run_experiment(&FailingLoad, &EngineOptions::default(), &Progress::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read the experiment: not found: experiment file x.yaml"
+        );
+    }
+
+    #[test]
+    fn tasks_report_progress_by_name() {
+        let p = Progress::default();
+        p.set_task("task 1/2 run");
+        assert_eq!(p.task(), "task 1/2 run");
+    }
+}

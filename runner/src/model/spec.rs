@@ -360,3 +360,244 @@ fn tidy_serde_message(m: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task_err(yaml: &str) -> String {
+        match parse_experiment(yaml) {
+            Err(e @ SpecError::Task { .. }) => e.to_string(),
+            other => panic!("expected a task error, got {other:?}"),
+        }
+    }
+
+    fn doc_err(yaml: &str) -> String {
+        match parse_experiment(yaml) {
+            Err(e @ SpecError::Document(_)) => e.to_string(),
+            other => panic!("expected a document error, got {other:?}"),
+        }
+    }
+
+    /// The Iter8 docs' load-test-http experiment (v0.15), verbatim, as the chart rendered it.
+    const ITER8_LOAD_TEST_HTTP: &str = r#"
+metadata:
+  name: default
+  namespace: default
+spec:
+  # task 1: generate HTTP requests for application URL
+  # collect Iter8's built-in HTTP latency and error-related metrics
+  - task: http
+    with:
+      duration: 2s
+      errorRanges:
+      - lower: 500
+      url: http://httpbin.default/get
+  # task 2: validate service level objectives for app using
+  # the metrics collected in the above task
+  - task: assess
+    with:
+      SLOs:
+        upper:
+        - metric: "http/error-count"
+          limit: 0
+        - metric: "http/latency-mean"
+          limit: 50
+        - metric: "http/latency-p99.0"
+          limit: 100
+result:
+  failure: false
+  insights:
+    numVersions: 1
+  iter8Version: v0.15
+  numCompletedTasks: 0
+  startTime: "2023-04-03T15:40:55.587473-04:00"
+"#;
+
+    #[test]
+    fn iter8_load_test_http_experiment_loads() {
+        match parse_experiment(ITER8_LOAD_TEST_HTTP) {
+            Ok(exp) => {
+                // Once the http variant is part of TaskSpec.
+                assert_eq!(exp.tasks.len(), 2);
+                assert_eq!(exp.tasks[0].name(), "http");
+                let TaskSpec::Assess(a) = &exp.tasks[1].spec else {
+                    panic!("task 2 is not assess");
+                };
+                let slos = a.slos();
+                assert_eq!(slos.upper.len(), 3);
+                assert_eq!(slos.upper[2].metric, "http/latency-p99");
+                assert_eq!(slos.upper[1].limit, 50.0);
+            }
+            Err(SpecError::Task { index, name, message }) => {
+                // Before the http task joins TaskSpec: the only problem is the unknown task.
+                assert_eq!((index, name.as_str()), (0, "http"));
+                assert!(message.starts_with("unknown task `http`"), "{message}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn iter8_assess_and_run_with_if_load_verbatim() {
+        let yaml = r#"
+metadata:
+  name: exp
+  namespace: team
+spec:
+- task: assess
+  with:
+    SLOs:
+      Upper:
+      - metric: http/latency-mean
+        limit: 50
+      Lower:
+      - metric: http/request-count
+        limit: 100
+    rewards:
+      max: [http/request-count]
+      min: ["http/latency-p99.90"]
+- if: SLOs()
+  run: |
+    echo promote
+- run: echo always
+result:
+  numLoops: 3
+"#;
+        let exp = parse_experiment(yaml).expect("parses");
+        assert_eq!(exp.metadata.name.as_deref(), Some("exp"));
+        assert_eq!(exp.metadata.namespace.as_deref(), Some("team"));
+        assert_eq!(exp.tasks.len(), 3);
+        let TaskSpec::Assess(a) = &exp.tasks[0].spec else {
+            panic!("not assess")
+        };
+        assert_eq!(a.slos().upper[0].metric, "http/latency-mean");
+        assert_eq!(a.slos().lower[0].limit, 100.0);
+        assert_eq!(a.rewards().min, vec!["http/latency-p99.9"]);
+        assert_eq!(exp.tasks[1].condition.as_deref(), Some("SLOs()"));
+        assert_eq!(exp.tasks[1].name(), "run");
+        let TaskSpec::Run(r) = &exp.tasks[1].spec else {
+            panic!("not run")
+        };
+        assert_eq!(r.run, "echo promote\n");
+        assert_eq!(exp.tasks[2].condition, None);
+        assert_eq!(exp.tasks[2].index, 2);
+        assert_eq!(exp.tasks[2].label(), "task 3 (run)");
+    }
+
+    #[test]
+    fn chart_map_form_of_slos_and_missing_with() {
+        let yaml = r#"
+spec:
+- task: assess
+  with:
+    SLOs:
+      upper:
+        http/latency-mean: 50
+        http/error-rate: 0
+      lower:
+        http/request-count: 10
+- task: assess
+"#;
+        let exp = parse_experiment(yaml).expect("parses");
+        let TaskSpec::Assess(a) = &exp.tasks[0].spec else {
+            panic!("not assess")
+        };
+        let s = a.slos();
+        assert_eq!(
+            s.upper
+                .iter()
+                .map(|s| (s.metric.as_str(), s.limit))
+                .collect::<Vec<_>>(),
+            vec![("http/latency-mean", 50.0), ("http/error-rate", 0.0)]
+        );
+        assert_eq!(s.lower[0].metric, "http/request-count");
+        let TaskSpec::Assess(b) = &exp.tasks[1].spec else {
+            panic!("not assess")
+        };
+        assert_eq!(b, &AssessTask::default());
+    }
+
+    #[test]
+    fn unknown_task_names_index_and_known_tasks() {
+        let e = task_err("spec:\n- run: echo\n- task: htp\n  with: {url: x}\n");
+        assert!(e.starts_with("task 2 (htp): unknown task `htp`, expected"), "{e}");
+        assert!(e.contains("assess"), "{e}");
+        // `run` is an envelope, not a task name.
+        let e = task_err("spec:\n- task: run\n");
+        assert!(e.starts_with("task 1 (run): unknown task `run`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_parameters_name_the_field_path() {
+        let e = task_err("spec:\n- task: assess\n  with:\n    slo: {}\n");
+        assert!(
+            e.starts_with("task 1 (assess): with.slo: unknown field `slo`, expected one of `SLOs`"),
+            "{e}"
+        );
+        let e = task_err(
+            "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n      - metric: http/latency-mean\n        limit: ten\n",
+        );
+        assert_eq!(
+            e,
+            "task 1 (assess): with.SLOs.upper[0].limit: invalid type: string \"ten\", expected a number"
+        );
+        let e = task_err(
+            "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: fast\n",
+        );
+        assert!(
+            e.starts_with("task 1 (assess): with.SLOs.upper.http/latency-mean: invalid type: string \"fast\", expected a number"),
+            "{e}"
+        );
+        let e = task_err(
+            "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n      - metric: http/latency-mean\n        limit: 5\n        unit: ms\n",
+        );
+        assert!(
+            e.starts_with("task 1 (assess): with.SLOs.upper[0].unit: unknown field `unit`"),
+            "{e}"
+        );
+        let e = task_err("spec:\n- task: assess\n  with:\n    rewards:\n      max: http/x\n");
+        assert!(
+            e.starts_with("task 1 (assess): with.rewards.max: invalid type: string \"http/x\", expected a sequence"),
+            "{e}"
+        );
+        let e = task_err("spec:\n- task: assess\n  with: [1]\n");
+        assert!(e.starts_with("task 1 (assess): with: invalid type: sequence"), "{e}");
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert_eq!(
+            task_err("spec:\n- task: assess\n  iff: SLOs()\n"),
+            "task 1 (assess): unknown key `iff`; a task has `task`, `with` and `if` (or `run` and `if`)"
+        );
+        assert_eq!(
+            task_err("spec:\n- task: assess\n  run: echo\n"),
+            "task 1 (assess): give either `task:` or `run:`, not both"
+        );
+        assert!(task_err("spec:\n- with: {}\n").starts_with("task 1 (?): missing `task:`"));
+        assert!(task_err("spec:\n- run: echo\n  with: {a: 1}\n")
+            .starts_with("task 1 (run): with: a `run:` step takes no `with:`"));
+        assert_eq!(
+            task_err("spec:\n- run: [echo]\n"),
+            "task 1 (run): run: must be a string (a shell script)"
+        );
+        assert!(task_err("spec:\n- task: 3\n").starts_with("task 1 (?): task: must be a task name"));
+        assert!(task_err("spec:\n- run: echo\n  if: [1]\n")
+            .starts_with("task 1 (run): if: must be a condition string"));
+        assert!(task_err("spec:\n- just a string\n").starts_with("task 1 (?): a task must be a mapping"));
+    }
+
+    #[test]
+    fn document_errors() {
+        assert!(doc_err("spec: [").starts_with("the experiment is not valid YAML"));
+        assert!(doc_err("").starts_with("the experiment is empty"));
+        assert!(doc_err("- task: assess\n").starts_with("the experiment must be a mapping"));
+        assert!(doc_err("tasks: []\n").starts_with("unknown top-level key `tasks`"));
+        assert!(doc_err("metadata: {name: x}\n").starts_with("spec: missing or empty"));
+        assert!(doc_err("spec: []\n").starts_with("spec: the task list is empty"));
+        assert!(doc_err("spec: {task: assess}\n").starts_with("spec: must be a list of tasks"));
+        assert!(doc_err("metadata: {nme: x}\nspec: [{run: echo}]\n")
+            .starts_with("metadata.nme: unknown field `nme`"));
+    }
+}

@@ -23,7 +23,6 @@ pub struct AssessTask {
     #[serde(
         rename = "SLOs",
         alias = "slos",
-        alias = "Slos",
         default,
         skip_serializing_if = "Option::is_none"
     )]
@@ -301,5 +300,127 @@ pub fn assess(insights: &mut Insights, slos: &Slos, rewards: &Rewards) {
         };
         insights.rewards = Some(rewards.clone());
         insights.reward_winners = Some(winners);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insights(versions: &[&str], values: &[(usize, &str, f64)]) -> Insights {
+        let mut i = Insights::default();
+        i.ensure_versions(&versions.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        for &(v, m, x) in values {
+            i.record(v, m, x);
+        }
+        i
+    }
+
+    fn task(yaml: &str) -> AssessTask {
+        serde_yaml::from_str(yaml).expect("assess inputs")
+    }
+
+    #[test]
+    fn upper_and_lower_per_version_missing_is_not_satisfied() {
+        let t = task(
+            "SLOs:\n  upper:\n  - {metric: http/latency-mean, limit: 50}\n  - {metric: http/latency-p99.90, limit: 100}\n  lower:\n  - {metric: http/request-count, limit: 10}\n",
+        );
+        let mut i = insights(
+            &["v1", "v2"],
+            &[
+                (0, "http/latency-mean", 50.0), // == limit: satisfied
+                (1, "http/latency-mean", 50.5),
+                (0, "http/latency-p99.9", 80.0), // v2 has no p99.9: not satisfied
+                (0, "http/request-count", 10.0),
+                (1, "http/request-count", 9.0),
+            ],
+        );
+        assess(&mut i, &t.slos(), &t.rewards());
+        let sat = i.slos_satisfied.clone().expect("assessed");
+        assert_eq!(sat.upper, vec![vec![true, false], vec![true, false]]);
+        assert_eq!(sat.lower, vec![vec![true, false]]);
+        let slos = i.slos.clone().expect("slos");
+        assert_eq!(slos.upper[1].metric, "http/latency-p99.9");
+        assert!(i.reward_winners.is_none());
+        // Older loops' values do not count: only the latest.
+        i.record(1, "http/latency-mean", 10.0);
+        i.record(1, "http/latency-p99.9", 10.0);
+        i.record(1, "http/request-count", 11.0);
+        assess(&mut i, &t.slos(), &t.rewards());
+        let sat = i.slos_satisfied.expect("assessed");
+        assert_eq!(sat.upper, vec![vec![true, true], vec![true, true]]);
+        assert_eq!(sat.lower, vec![vec![true, true]]);
+    }
+
+    #[test]
+    fn no_versions_recorded_means_not_satisfied() {
+        let t = task("SLOs:\n  upper:\n    http/error-count: 0\n");
+        let mut i = Insights::default();
+        assess(&mut i, &t.slos(), &t.rewards());
+        assert_eq!(i.num_versions, 1);
+        assert_eq!(
+            i.slos_satisfied.expect("assessed").upper,
+            vec![vec![false]]
+        );
+    }
+
+    #[test]
+    fn rewards_pick_winners_across_a_b_n() {
+        let t = task(
+            "rewards:\n  max: [http-v1/request-count, shop/revenue, shop/none]\n  min: [shop/latency-p50.0]\n",
+        );
+        let mut i = insights(
+            &["a", "b", "c"],
+            &[
+                (0, "shop/revenue", 5.0),
+                (1, "shop/revenue", 7.0),
+                (2, "shop/revenue", 7.0), // tie with b: lowest index wins
+                (0, "shop/latency-p50", 3.0),
+                (1, "shop/latency-p50", 2.0),
+                (2, "shop/latency-p50", 2.5),
+                (2, "http-v1/request-count", 1.0),
+            ],
+        );
+        assess(&mut i, &t.slos(), &t.rewards());
+        let w = i.reward_winners.clone().expect("winners");
+        assert_eq!(w.max, vec![Some(2), Some(1), None]);
+        assert_eq!(w.min, vec![Some(1)]);
+        assert_eq!(
+            i.rewards.expect("rewards").min,
+            vec!["shop/latency-p50".to_string()]
+        );
+        assert!(i.slos.is_none() && i.slos_satisfied.is_none());
+    }
+
+    #[test]
+    fn validate_and_metric_prefix_check() {
+        let t = task("SLOs:\n  upper:\n  - {metric: latency, limit: 5}\n");
+        let e = t.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("with.SLOs.upper[0]: metric \"latency\" is not `<prefix>/<name>`"),
+            "{e}"
+        );
+        let t = task(
+            "SLOs:\n  Upper:\n  - {Metric: http/latency-mean, Limit: 5}\n  lower:\n  - {metric: grpc/latency/mean, limit: 1}\nrewards:\n  min: [http-v2/latency-mean]\n",
+        );
+        assert!(t.validate().is_ok());
+        assert!(t
+            .check_metrics(&["http".into(), "grpc".into(), "http-v2".into()])
+            .is_ok());
+        let e = t.check_metrics(&["http".into()]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "with.SLOs.lower[0]: no earlier task produces metric grpc/latency-mean (prefix \"grpc\"); earlier tasks produce: http"
+        );
+        let e = t.check_metrics(&[]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("with.SLOs.upper[0]: no earlier task produces metric http/latency-mean; add a task"),
+            "{e}"
+        );
+        let e = t
+            .check_metrics(&["http".into(), "grpc".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("with.rewards.min[0]:"), "{e}");
     }
 }

@@ -97,3 +97,70 @@ fn tail(s: &str, max: usize) -> &str {
     }
     &s[start..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Insights;
+    use crate::tasks::Progress;
+
+    async fn run(script: &str, shell: &str) -> Result<(), TaskError> {
+        let mut insights = Insights::default();
+        let progress = Progress::default();
+        let mut ctx = TaskContext {
+            index: 0,
+            experiment_start: chrono::Utc::now(),
+            namespace: None,
+            insights: &mut insights,
+            progress: &progress,
+            kube: None,
+        };
+        RunTask { run: script.into() }
+            .run_with_shell(&mut ctx, Path::new(shell))
+            .await
+    }
+
+    #[tokio::test]
+    async fn success_runs_the_script_through_the_shell() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("ran");
+        let script = format!("echo out; x=1; [ $x -eq 1 ] && echo yes > '{}'", marker.display());
+        run(&script, SHELL).await.expect("script succeeds");
+        assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "yes\n");
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_fails_with_code_and_stderr_tail() {
+        let e = run("echo first >&2; echo 'disk full' >&2; exit 7", SHELL)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "the script exited with code 7; stderr: first\ndisk full");
+        let e = run("exit 1", SHELL).await.unwrap_err().to_string();
+        assert_eq!(e, "the script exited with code 1");
+        // Long stderr: only the tail is quoted.
+        let e = run("i=0; while [ $i -lt 500 ]; do echo line-$i >&2; i=$((i+1)); done; exit 2", SHELL)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("line-499"), "{e}");
+        assert!(!e.contains("line-0\n"), "{e}");
+        assert!(e.len() < STDERR_TAIL_BYTES + 100);
+    }
+
+    #[tokio::test]
+    async fn no_shell_is_a_clear_failure() {
+        let e = run("echo hi", "/nonexistent/sh").await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("this image has no shell (/nonexistent/sh not found), so `run:` steps cannot run here"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_script_is_invalid() {
+        let e = RunTask { run: "  ".into() }.validate().unwrap_err().to_string();
+        assert!(e.starts_with("run: the script is empty"), "{e}");
+        assert!(RunTask { run: "true".into() }.validate().is_ok());
+    }
+}
