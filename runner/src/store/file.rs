@@ -106,3 +106,61 @@ impl Store for FileStore {
         write_atomic(&self.result, yaml.as_bytes()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loads_the_experiment_and_writes_the_result_atomically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exp = dir.path().join("experiment.yaml");
+        let res = dir.path().join("out").join("result.yaml");
+        std::fs::create_dir(dir.path().join("out")).expect("mkdir");
+        std::fs::write(&exp, "spec:\n- run: 'true'\n").expect("write");
+        let store = FileStore::new(&exp, &res, false);
+        let stored = store.load().await.expect("load");
+        assert_eq!(stored.experiment_yaml, "spec:\n- run: 'true'\n");
+        assert!(stored.previous.is_none());
+        let mut r = ExperimentResult::new(1);
+        r.num_loops = 4;
+        store.save(&r).await.expect("save");
+        r.num_completed_tasks = 1;
+        store.save(&r).await.expect("save again");
+        assert_eq!(read_result(&res).await.expect("read"), r);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("result.yaml")]);
+        // Fresh by default; continued with `continue_previous`.
+        assert!(store.load().await.expect("load").previous.is_none());
+        let cont = FileStore::new(&exp, &res, true);
+        assert_eq!(cont.load().await.expect("load").previous, Some(r));
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope.yaml");
+        let store = FileStore::new(&missing, dir.path().join("r.yaml"), false);
+        let e = store.load().await.unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)));
+        assert!(e.to_string().contains("nope.yaml"), "{e}");
+
+        let exp = dir.path().join("e.yaml");
+        std::fs::write(&exp, "spec: []").expect("write");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "numLoops: [").expect("write");
+        let e = FileStore::new(&exp, &bad, true).load().await.unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!("invalid result file {}", bad.display())),
+            "{e}"
+        );
+
+        let store = FileStore::new(&exp, dir.path().join("no-such-dir").join("r.yaml"), false);
+        let e = store.save(&ExperimentResult::new(1)).await.unwrap_err();
+        assert!(e.to_string().starts_with("cannot write result file"), "{e}");
+    }
+}

@@ -1,0 +1,109 @@
+//! `iter8-runner` end to end on a temporary directory: exit codes and the result file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use iter8::model::ExperimentResult;
+
+fn runner(dir: &Path, experiment: &str, extra: &[&str]) -> Output {
+    std::fs::write(dir.join("experiment.yaml"), experiment).expect("write experiment");
+    Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir)
+        .args(["-f", "experiment.yaml", "-o", "result.yaml"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run iter8-runner")
+}
+
+fn result(dir: &Path) -> ExperimentResult {
+    let text = std::fs::read_to_string(dir.join("result.yaml")).expect("result file");
+    serde_yaml::from_str(&text).expect("result yaml")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn successful_experiment_exits_0_and_writes_the_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = runner(
+        dir.path(),
+        "spec:\n- run: echo hello\n- run: exit 9\n  if: Result.NumLoops > 1\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = result(dir.path());
+    assert_eq!((r.num_loops, r.num_completed_tasks, r.num_tasks), (1, 2, 2));
+    assert!(!r.failure);
+    // Not a terminal: JSON logs, no progress line.
+    let err = stderr(&out);
+    assert!(err.contains("\"message\":\"task 1 (run): started\""), "{err}");
+    assert!(!err.contains('\r'), "{err}");
+
+    // --continue: the next loop; now the conditional task runs and fails.
+    let out = runner(
+        dir.path(),
+        "spec:\n- run: echo hello\n- run: exit 9\n  if: Result.NumLoops > 1\n",
+        &["--continue", "--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = result(dir.path());
+    assert_eq!((r.num_loops, r.num_completed_tasks), (2, 1));
+    let f = r.failed_task.expect("failed task");
+    assert_eq!((f.index, f.task.as_str()), (1, "run"));
+    assert_eq!(f.message, "the script exited with code 9");
+    let err = stderr(&out);
+    assert!(
+        err.contains("experiment failed: task 2 (run): the script exited with code 9"),
+        "{err}"
+    );
+    // --quiet: only warnings and errors are logged.
+    assert!(!err.contains("started"), "{err}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = runner(
+        dir.path(),
+        "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n      - metric: http/latency-mean\n        limit: 50\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("task 1 (assess): with.SLOs.upper[0]: no earlier task produces metric http/latency-mean"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("result.yaml").exists());
+
+    let out = runner(dir.path(), "spec:\n- task: assess\n  with:\n    SLOs: {upper: [{metric: a/b, limit: ten}]}\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("task 1 (assess): with.SLOs.upper[0].limit: invalid type: string \"ten\", expected a number"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = runner(dir.path(), "spec:\n- run: 'true'\n  if: Completed(\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("task 1 (run): if: cannot parse"), "{}", stderr(&out));
+
+    // Missing experiment file.
+    let out = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args(["-f", "missing.yaml", "-o", "r.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.yaml"), "{}", stderr(&out));
+
+    // Usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .arg("--no-such-flag")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
