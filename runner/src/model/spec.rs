@@ -120,8 +120,9 @@ impl TaskSpec {
     }
 }
 
-/// The JSON Schema of the experiment document (not used for parsing: the envelope is read
-/// by [`parse_experiment`]).
+/// An Iter8 experiment: the tasks to run, in order.
+///
+/// (Used for the JSON Schema only; [`parse_experiment`] reads the envelope.)
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 #[schemars(title = "Iter8 experiment", deny_unknown_fields)]
