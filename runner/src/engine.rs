@@ -66,7 +66,8 @@ impl Outcome {
 /// Parse and validate an experiment document: every task's inputs, every `if:` condition,
 /// and every metric an `assess` refers to. All problems are reported at once.
 pub fn prepare(yaml: &str) -> Result<Plan, EngineError> {
-    let experiment = parse_experiment(yaml).map_err(|e| EngineError::Invalid(vec![e.to_string()]))?;
+    let experiment =
+        parse_experiment(yaml).map_err(|e| EngineError::Invalid(vec![e.to_string()]))?;
     let mut problems = Vec::new();
     let mut conditions = Vec::with_capacity(experiment.tasks.len());
     let mut prefixes: Vec<String> = Vec::new();
@@ -239,7 +240,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::model::{Histogram, HistBucket, MetricMeta, MetricType};
+    use crate::model::{HistBucket, Histogram, MetricMeta, MetricType};
     use crate::store::Stored;
 
     /// A store that records every save.
@@ -317,11 +318,15 @@ mod tests {
 
     #[tokio::test]
     async fn result_is_saved_after_every_task() {
-        let store = MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: 'false'\n- run: 'true'\n");
+        let store =
+            MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: 'false'\n- run: 'true'\n");
         let out = run(&store).await;
         let saves = store.saves();
         assert_eq!(
-            saves.iter().map(|r| r.num_completed_tasks).collect::<Vec<_>>(),
+            saves
+                .iter()
+                .map(|r| r.num_completed_tasks)
+                .collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
         assert!(saves.iter().all(|r| r.num_loops == 1 && !r.failure));
@@ -387,7 +392,8 @@ mod tests {
             max: 1.9,
         };
         i.record_histogram(0, "http/latency", &h);
-        let mut store = MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: Result.NumLoops == 3\n");
+        let mut store =
+            MemStore::new("spec:\n- run: 'true'\n- run: 'true'\n  if: Result.NumLoops == 3\n");
         store.previous = Some(prev.clone());
         let out = run(&store).await;
         let r = &out.result;
@@ -422,21 +428,32 @@ mod tests {
         let conditions = experiment
             .tasks
             .iter()
-            .map(|t| t.condition.as_deref().map(|c| Condition::parse(c).expect("cond")))
+            .map(|t| {
+                t.condition
+                    .as_deref()
+                    .map(|c| Condition::parse(c).expect("cond"))
+            })
             .collect();
         let plan = Plan {
             experiment,
             conditions,
         };
         let mut prev = ExperimentResult::new(3);
-        prev.insights_mut().ensure_versions(&["v1".into(), "v2".into()]);
+        prev.insights_mut()
+            .ensure_versions(&["v1".into(), "v2".into()]);
         prev.insights_mut().record(0, "http/latency-mean", 5.0);
         prev.insights_mut().record(1, "http/latency-mean", 50.0);
         let result = start_loop(Some(prev), 3, None);
         let store = MemStore::new(yaml);
-        let out = run_plan(&plan, result, &store, &EngineOptions::default(), &Progress::default())
-            .await
-            .expect("runs");
+        let out = run_plan(
+            &plan,
+            result,
+            &store,
+            &EngineOptions::default(),
+            &Progress::default(),
+        )
+        .await
+        .expect("runs");
         let i = out.result.insights.as_ref().expect("insights");
         assert_eq!(
             i.slos_satisfied.as_ref().expect("sat").upper,
@@ -455,7 +472,11 @@ mod tests {
             panic!("expected invalid")
         };
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].starts_with("task 1 (run): run: the script is empty"), "{}", problems[0]);
+        assert!(
+            problems[0].starts_with("task 1 (run): run: the script is empty"),
+            "{}",
+            problems[0]
+        );
         assert!(
             problems[1].starts_with("task 2 (assess): with.SLOs.upper[0]: no earlier task produces metric http/latency-mean"),
             "{}",
@@ -481,9 +502,13 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, EngineError::Invalid(_)));
         assert!(store.saves().is_empty());
-        let e = run_experiment(&FailingLoad, &EngineOptions::default(), &Progress::default())
-            .await
-            .unwrap_err();
+        let e = run_experiment(
+            &FailingLoad,
+            &EngineOptions::default(),
+            &Progress::default(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot read the experiment: not found: experiment file x.yaml"

@@ -32,5 +32,8 @@ fn every_example_is_a_valid_experiment() {
     }
     assert!(seen >= 4, "expected the shipped examples, found {seen}");
     let run_only = std::fs::read_to_string(dir.join("run-only.yaml")).expect("run-only");
-    assert_eq!(prepare(&run_only).expect("run-only is valid").num_tasks(), 3);
+    assert_eq!(
+        prepare(&run_only).expect("run-only is valid").num_tasks(),
+        3
+    );
 }

@@ -39,7 +39,10 @@ fn successful_experiment_exits_0_and_writes_the_result() {
     assert!(!r.failure);
     // Not a terminal: JSON logs, no progress line.
     let err = stderr(&out);
-    assert!(err.contains("\"message\":\"task 1 (run): started\""), "{err}");
+    assert!(
+        err.contains("\"message\":\"task 1 (run): started\""),
+        "{err}"
+    );
     assert!(!err.contains('\r'), "{err}");
 
     // --continue: the next loop; now the conditional task runs and fails.
@@ -79,7 +82,11 @@ fn bad_input_exits_2_with_one_clear_message() {
     );
     assert!(!dir.path().join("result.yaml").exists());
 
-    let out = runner(dir.path(), "spec:\n- task: assess\n  with:\n    SLOs: {upper: [{metric: a/b, limit: ten}]}\n", &[]);
+    let out = runner(
+        dir.path(),
+        "spec:\n- task: assess\n  with:\n    SLOs: {upper: [{metric: a/b, limit: ten}]}\n",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("task 1 (assess): with.SLOs.upper[0].limit: invalid type: string \"ten\", expected a number"),
@@ -89,7 +96,11 @@ fn bad_input_exits_2_with_one_clear_message() {
 
     let out = runner(dir.path(), "spec:\n- run: 'true'\n  if: Completed(\n", &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("task 1 (run): if: cannot parse"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("task 1 (run): if: cannot parse"),
+        "{}",
+        stderr(&out)
+    );
 
     // Missing experiment file.
     let out = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))

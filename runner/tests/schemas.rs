@@ -36,7 +36,14 @@ fn result_schema_is_current() {
 #[test]
 fn experiment_schema_describes_the_envelope() {
     let s = experiment_schema().to_string();
-    for needle in ["\"spec\"", "\"run\"", "\"if\"", "\"with\"", "\"assess\"", "SLOs"] {
+    for needle in [
+        "\"spec\"",
+        "\"run\"",
+        "\"if\"",
+        "\"with\"",
+        "\"assess\"",
+        "SLOs",
+    ] {
         assert!(s.contains(needle), "schema lacks {needle}");
     }
 }

@@ -162,7 +162,11 @@ fn progress_display(progress: &Progress, stop: &AtomicBool) {
         let dt = now.duration_since(last_at).as_secs_f64();
         if dt > 0.0 {
             let instant = (done - last_done.min(done)) as f64 / dt;
-            rate = if rate == 0.0 { instant } else { 0.5 * rate + 0.5 * instant };
+            rate = if rate == 0.0 {
+                instant
+            } else {
+                0.5 * rate + 0.5 * instant
+            };
         }
         last_done = done;
         last_at = now;
@@ -214,10 +218,7 @@ fn init_logging(opts: &Opts, tty: bool, progress: bool) {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
-        builder
-            .json()
-            .with_writer(std::io::stderr)
-            .try_init()
+        builder.json().with_writer(std::io::stderr).try_init()
     } else if progress {
         builder
             .with_target(false)

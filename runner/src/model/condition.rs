@@ -229,7 +229,10 @@ impl Parser {
     }
 
     fn col(&self) -> usize {
-        self.toks.get(self.pos).map(|(c, _)| *c).unwrap_or(self.end_col)
+        self.toks
+            .get(self.pos)
+            .map(|(c, _)| *c)
+            .unwrap_or(self.end_col)
     }
 
     fn next(&mut self) -> Option<Tok> {
@@ -295,7 +298,10 @@ impl Parser {
                 let inner = self.expr(0)?;
                 match self.next() {
                     Some(Tok::RParen) => Ok(inner),
-                    Some(t) => Err(format!("expected `)` at column {}, found `{t}`", self.toks[self.pos - 1].0)),
+                    Some(t) => Err(format!(
+                        "expected `)` at column {}, found `{t}`",
+                        self.toks[self.pos - 1].0
+                    )),
                     None => Err(format!("missing `)` for the `(` at column {col}")),
                 }
             }
@@ -335,13 +341,13 @@ impl Parser {
                     }
                     "result.numtasks" => Ok((Expr::Var(Var::NumTasks), Type::Num)),
                     "result.failure" => Ok((Expr::Var(Var::Failure), Type::Bool)),
-                    "result.insights.numversions" => {
-                        Ok((Expr::Var(Var::NumVersions), Type::Num))
-                    }
+                    "result.insights.numversions" => Ok((Expr::Var(Var::NumVersions), Type::Num)),
                     "slos" | "completed" | "nofailure" => {
                         Err(format!("{s} at column {col} is a function: write {s}()"))
                     }
-                    _ => Err(format!("unknown name `{s}` at column {col}; known: {KNOWN}")),
+                    _ => Err(format!(
+                        "unknown name `{s}` at column {col}; known: {KNOWN}"
+                    )),
                 }
             }
             t => Err(format!(

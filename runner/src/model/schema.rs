@@ -30,5 +30,7 @@ pub fn experiment_schema() -> serde_json::Value {
 /// The schema of the result.
 pub fn result_schema() -> serde_json::Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
-    generator.into_root_schema_for::<ExperimentResult>().to_value()
+    generator
+        .into_root_schema_for::<ExperimentResult>()
+        .to_value()
 }

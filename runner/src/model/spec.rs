@@ -274,60 +274,59 @@ fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
             ))
         }
     };
-    let spec = match (task, run) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                &name,
-                "give either `task:` or `run:`, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(err(
+    let spec =
+        match (task, run) {
+            (Some(_), Some(_)) => {
+                return Err(err(&name, "give either `task:` or `run:`, not both".into()))
+            }
+            (None, None) => return Err(err(
                 &name,
                 "missing `task:` (the task's name, e.g. `task: http`) or `run:` (a shell script)"
                     .into(),
-            ))
-        }
-        (None, Some(script)) => {
-            if with.is_some() {
-                return Err(err(
-                    "run",
-                    "with: a `run:` step takes no `with:`; put the whole script in `run:`".into(),
-                ));
+            )),
+            (None, Some(script)) => {
+                if with.is_some() {
+                    return Err(err(
+                        "run",
+                        "with: a `run:` step takes no `with:`; put the whole script in `run:`"
+                            .into(),
+                    ));
+                }
+                let Value::String(script) = script else {
+                    return Err(err("run", "run: must be a string (a shell script)".into()));
+                };
+                TaskSpec::Run(RunTask { run: script })
             }
-            let Value::String(script) = script else {
-                return Err(err("run", "run: must be a string (a shell script)".into()));
-            };
-            TaskSpec::Run(RunTask { run: script })
-        }
-        (Some(task), None) => {
-            let Value::String(task_name) = &task else {
-                return Err(err(
-                    "?",
-                    "task: must be a task name string, e.g. `task: http`".into(),
-                ));
-            };
-            let task_name = task_name.clone();
-            let with = match with {
-                None | Some(Value::Null) => Value::Mapping(Mapping::new()),
-                Some(w) => w,
-            };
-            let mut normalized = Mapping::new();
-            normalized.insert(Value::String("task".into()), task);
-            normalized.insert(Value::String("with".into()), with);
-            serde_path_to_error::deserialize::<_, TaskSpec>(Value::Mapping(normalized)).map_err(
-                |e| {
-                    let path = e.path().to_string();
-                    let message = tidy_serde_message(&e.inner().to_string());
-                    if path == "task" || path == "." {
-                        err(&task_name, message.replacen("unknown variant", "unknown task", 1))
-                    } else {
-                        err(&task_name, format!("{path}: {message}"))
-                    }
-                },
-            )?
-        }
-    };
+            (Some(task), None) => {
+                let Value::String(task_name) = &task else {
+                    return Err(err(
+                        "?",
+                        "task: must be a task name string, e.g. `task: http`".into(),
+                    ));
+                };
+                let task_name = task_name.clone();
+                let with = match with {
+                    None | Some(Value::Null) => Value::Mapping(Mapping::new()),
+                    Some(w) => w,
+                };
+                let mut normalized = Mapping::new();
+                normalized.insert(Value::String("task".into()), task);
+                normalized.insert(Value::String("with".into()), with);
+                serde_path_to_error::deserialize::<_, TaskSpec>(Value::Mapping(normalized))
+                    .map_err(|e| {
+                        let path = e.path().to_string();
+                        let message = tidy_serde_message(&e.inner().to_string());
+                        if path == "task" || path == "." {
+                            err(
+                                &task_name,
+                                message.replacen("unknown variant", "unknown task", 1),
+                            )
+                        } else {
+                            err(&task_name, format!("{path}: {message}"))
+                        }
+                    })?
+            }
+        };
     Ok(Task {
         index,
         condition,
@@ -355,7 +354,10 @@ fn tidy_serde_message(m: &str) -> String {
         ("expected i32", "expected an integer"),
         ("expected f64", "expected a number"),
         ("expected f32", "expected a number"),
-        ("data did not match any variant of untagged enum", "value has the wrong shape for"),
+        (
+            "data did not match any variant of untagged enum",
+            "value has the wrong shape for",
+        ),
     ] {
         out = out.replace(from, to);
     }
@@ -430,7 +432,11 @@ result:
                 assert_eq!(slos.upper[2].metric, "http/latency-p99");
                 assert_eq!(slos.upper[1].limit, 50.0);
             }
-            Err(SpecError::Task { index, name, message }) => {
+            Err(SpecError::Task {
+                index,
+                name,
+                message,
+            }) => {
                 // Before the http task joins TaskSpec: the only problem is the unknown task.
                 assert_eq!((index, name.as_str()), (0, "http"));
                 assert!(message.starts_with("unknown task `http`"), "{message}");
@@ -522,7 +528,10 @@ spec:
     #[test]
     fn unknown_task_names_index_and_known_tasks() {
         let e = task_err("spec:\n- run: echo\n- task: htp\n  with: {url: x}\n");
-        assert!(e.starts_with("task 2 (htp): unknown task `htp`, expected"), "{e}");
+        assert!(
+            e.starts_with("task 2 (htp): unknown task `htp`, expected"),
+            "{e}"
+        );
         assert!(e.contains("assess"), "{e}");
         // `run` is an envelope, not a task name.
         let e = task_err("spec:\n- task: run\n");
@@ -563,7 +572,10 @@ spec:
             "{e}"
         );
         let e = task_err("spec:\n- task: assess\n  with: [1]\n");
-        assert!(e.starts_with("task 1 (assess): with: invalid type: sequence"), "{e}");
+        assert!(
+            e.starts_with("task 1 (assess): with: invalid type: sequence"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -586,7 +598,8 @@ spec:
         assert!(task_err("spec:\n- task: 3\n").starts_with("task 1 (?): task: must be a task name"));
         assert!(task_err("spec:\n- run: echo\n  if: [1]\n")
             .starts_with("task 1 (run): if: must be a condition string"));
-        assert!(task_err("spec:\n- just a string\n").starts_with("task 1 (?): a task must be a mapping"));
+        assert!(task_err("spec:\n- just a string\n")
+            .starts_with("task 1 (?): a task must be a mapping"));
     }
 
     #[test]

@@ -155,7 +155,8 @@ mod tests {
         std::fs::write(&bad, "numLoops: [").expect("write");
         let e = FileStore::new(&exp, &bad, true).load().await.unwrap_err();
         assert!(
-            e.to_string().starts_with(&format!("invalid result file {}", bad.display())),
+            e.to_string()
+                .starts_with(&format!("invalid result file {}", bad.display())),
             "{e}"
         );
 

@@ -28,11 +28,7 @@ pub struct AssessTask {
     )]
     pub slos: Option<SloLimits>,
     /// Reward metrics: the version with the best value wins (A/B/n).
-    #[serde(
-        alias = "Rewards",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "Rewards", default, skip_serializing_if = "Option::is_none")]
     pub rewards: Option<RewardSpec>,
 }
 
@@ -233,7 +229,10 @@ impl AssessTask {
                 let known = if prefixes.is_empty() {
                     "; add a task that produces it (e.g. `task: http`) before assess".to_string()
                 } else {
-                    format!(" (prefix {prefix:?}); earlier tasks produce: {}", prefixes.join(", "))
+                    format!(
+                        " (prefix {prefix:?}); earlier tasks produce: {}",
+                        prefixes.join(", ")
+                    )
                 };
                 return Err(TaskError::invalid(
                     format!("with.{field}"),
@@ -295,8 +294,16 @@ pub fn assess(insights: &mut Insights, slos: &Slos, rewards: &Rewards) {
         insights.reward_winners = None;
     } else {
         let winners = RewardWinners {
-            max: rewards.max.iter().map(|m| winner(m, |a, b| a > b)).collect(),
-            min: rewards.min.iter().map(|m| winner(m, |a, b| a < b)).collect(),
+            max: rewards
+                .max
+                .iter()
+                .map(|m| winner(m, |a, b| a > b))
+                .collect(),
+            min: rewards
+                .min
+                .iter()
+                .map(|m| winner(m, |a, b| a < b))
+                .collect(),
         };
         insights.rewards = Some(rewards.clone());
         insights.reward_winners = Some(winners);
@@ -358,10 +365,7 @@ mod tests {
         let mut i = Insights::default();
         assess(&mut i, &t.slos(), &t.rewards());
         assert_eq!(i.num_versions, 1);
-        assert_eq!(
-            i.slos_satisfied.expect("assessed").upper,
-            vec![vec![false]]
-        );
+        assert_eq!(i.slos_satisfied.expect("assessed").upper, vec![vec![false]]);
     }
 
     #[test]
@@ -414,7 +418,9 @@ mod tests {
         );
         let e = t.check_metrics(&[]).unwrap_err().to_string();
         assert!(
-            e.starts_with("with.SLOs.upper[0]: no earlier task produces metric http/latency-mean; add a task"),
+            e.starts_with(
+                "with.SLOs.upper[0]: no earlier task produces metric http/latency-mean; add a task"
+            ),
             "{e}"
         );
         let e = t

@@ -62,9 +62,7 @@ impl RunTask {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| {
-                TaskError::Failed(format!("cannot start {} -c: {e}", shell.display()))
-            })?;
+            .map_err(|e| TaskError::Failed(format!("cannot start {} -c: {e}", shell.display())))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         for line in stdout.lines() {
             tracing::info!(task = ctx.index + 1, "run: {line}");
@@ -124,7 +122,10 @@ mod tests {
     async fn success_runs_the_script_through_the_shell() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("ran");
-        let script = format!("echo out; x=1; [ $x -eq 1 ] && echo yes > '{}'", marker.display());
+        let script = format!(
+            "echo out; x=1; [ $x -eq 1 ] && echo yes > '{}'",
+            marker.display()
+        );
         run(&script, SHELL).await.expect("script succeeds");
         assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "yes\n");
     }
@@ -139,10 +140,13 @@ mod tests {
         let e = run("exit 1", SHELL).await.unwrap_err().to_string();
         assert_eq!(e, "the script exited with code 1");
         // Long stderr: only the tail is quoted.
-        let e = run("i=0; while [ $i -lt 500 ]; do echo line-$i >&2; i=$((i+1)); done; exit 2", SHELL)
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = run(
+            "i=0; while [ $i -lt 500 ]; do echo line-$i >&2; i=$((i+1)); done; exit 2",
+            SHELL,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(e.ends_with("line-499"), "{e}");
         assert!(!e.contains("line-0\n"), "{e}");
         assert!(e.len() < STDERR_TAIL_BYTES + 100);
@@ -150,7 +154,10 @@ mod tests {
 
     #[tokio::test]
     async fn no_shell_is_a_clear_failure() {
-        let e = run("echo hi", "/nonexistent/sh").await.unwrap_err().to_string();
+        let e = run("echo hi", "/nonexistent/sh")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("this image has no shell (/nonexistent/sh not found), so `run:` steps cannot run here"),
             "{e}"
@@ -159,7 +166,10 @@ mod tests {
 
     #[test]
     fn empty_script_is_invalid() {
-        let e = RunTask { run: "  ".into() }.validate().unwrap_err().to_string();
+        let e = RunTask { run: "  ".into() }
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("run: the script is empty"), "{e}");
         assert!(RunTask { run: "true".into() }.validate().is_ok());
     }
