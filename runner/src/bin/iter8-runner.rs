@@ -147,6 +147,7 @@ fn progress_display(progress: &Progress, stop: &AtomicBool) {
     let mut last_at = Instant::now();
     let mut rate = 0f64;
     let mut last_task = String::new();
+    let mut task_start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(250));
         let task = progress.task();
@@ -156,6 +157,9 @@ fn progress_display(progress: &Progress, stop: &AtomicBool) {
         let now = Instant::now();
         if task != last_task || done < last_done {
             rate = 0.0;
+            if task != last_task {
+                task_start = now;
+            }
             last_task = task.clone();
             last_done = 0;
         }
@@ -172,9 +176,10 @@ fn progress_display(progress: &Progress, stop: &AtomicBool) {
         last_at = now;
         let label = progress.label();
         let mut line = task;
-        if !label.is_empty() {
+        if !label.is_empty() && !line.ends_with(&format!(" {label}")) {
             line.push_str(&format!(" [{label}]"));
         }
+        line.push_str(&format!(" {}s", now.duration_since(task_start).as_secs()));
         if done > 0 || total > 0 {
             if total > 0 {
                 let pct = done as f64 * 100.0 / total as f64;
