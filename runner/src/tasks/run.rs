@@ -68,6 +68,11 @@ impl RunTask {
             tracing::info!(task = ctx.index + 1, "run: {line}");
         }
         if output.status.success() {
+            for line in String::from_utf8_lossy(&output.stderr).lines() {
+                tracing::info!(task = ctx.index + 1, "run (stderr): {line}");
+            }
+        }
+        if output.status.success() {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
