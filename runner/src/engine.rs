@@ -8,7 +8,7 @@
 //!   `MAX_LOOP_HISTORY`, histograms merged).
 
 use crate::model::condition::Condition;
-use crate::model::spec::{parse_experiment, Experiment, Task, TaskSpec};
+use crate::model::spec::{parse_experiment, Experiment, SpecError, Task, TaskSpec};
 use crate::model::{ExperimentResult, FailedTask, Insights};
 use crate::store::{Store, StoreError};
 use crate::tasks::{Progress, TaskContext, TaskError};
@@ -21,11 +21,59 @@ pub enum EngineError {
     #[error("cannot read the experiment: {0}")]
     Load(StoreError),
     /// The experiment document is wrong (one line per problem).
-    #[error("{}", .0.join("\n"))]
-    Invalid(Vec<String>),
+    #[error("{}", join(.0, "\n"))]
+    Invalid(Vec<Problem>),
     /// The result could not be written.
     #[error("cannot write the result: {0}")]
     Save(StoreError),
+}
+
+/// One problem found before the run: which task (if any) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Zero-based index of the task, `None` for the document as a whole.
+    pub index: Option<usize>,
+    /// The task's name (`experiment` for the document as a whole).
+    pub task: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "task {} ({}): {}", i + 1, self.task, self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+fn join(problems: &[Problem], sep: &str) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+impl From<SpecError> for Problem {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Task {
+                index,
+                name,
+                message,
+            } => Problem {
+                index: Some(index),
+                task: name,
+                message,
+            },
+            SpecError::Document(message) => Problem {
+                index: None,
+                task: "experiment".into(),
+                message,
+            },
+        }
+    }
 }
 
 /// Settings of a run that do not come from the experiment.
@@ -66,13 +114,11 @@ impl Outcome {
 /// Parse and validate an experiment document: every task's inputs, every `if:` condition,
 /// and every metric an `assess` refers to. All problems are reported at once.
 pub fn prepare(yaml: &str) -> Result<Plan, EngineError> {
-    let experiment =
-        parse_experiment(yaml).map_err(|e| EngineError::Invalid(vec![e.to_string()]))?;
+    let experiment = parse_experiment(yaml).map_err(|e| EngineError::Invalid(vec![e.into()]))?;
     let mut problems = Vec::new();
     let mut conditions = Vec::with_capacity(experiment.tasks.len());
     let mut prefixes: Vec<String> = Vec::new();
     for task in &experiment.tasks {
-        let label = task.label();
         if let Err(e) = task.spec.validate() {
             problems.push(task_problem(task, e));
         } else if let TaskSpec::Assess(a) = &task.spec {
@@ -90,7 +136,11 @@ pub fn prepare(yaml: &str) -> Result<Plan, EngineError> {
             Some(src) => match Condition::parse(src) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    problems.push(format!("{label}: if: {e}"));
+                    problems.push(Problem {
+                        index: Some(task.index),
+                        task: task.name().to_string(),
+                        message: format!("if: {e}"),
+                    });
                     None
                 }
             },
@@ -106,7 +156,7 @@ pub fn prepare(yaml: &str) -> Result<Plan, EngineError> {
     }
 }
 
-fn task_problem(task: &Task, e: TaskError) -> String {
+fn task_problem(task: &Task, e: TaskError) -> Problem {
     let message = e.to_string();
     // Field paths from tasks may or may not start with `with.`; `run` has no `with`.
     let message = match &e {
@@ -117,7 +167,11 @@ fn task_problem(task: &Task, e: TaskError) -> String {
         }
         _ => message,
     };
-    format!("{}: {message}", task.label())
+    Problem {
+        index: Some(task.index),
+        task: task.name().to_string(),
+        message,
+    }
 }
 
 /// The result a new loop starts from: the previous one continued, or a fresh one.
@@ -156,7 +210,31 @@ pub async fn run_experiment<S: Store>(
     progress: &Progress,
 ) -> Result<Outcome, EngineError> {
     let stored = store.load().await.map_err(EngineError::Load)?;
-    let plan = prepare(&stored.experiment_yaml)?;
+    let plan = match prepare(&stored.experiment_yaml) {
+        Ok(plan) => plan,
+        Err(EngineError::Invalid(problems)) => {
+            // Record why nothing ran, so `iter8 assert` / `report` can say it (in a
+            // cluster the result is all a user sees besides the pod's log).
+            let mut result = start_loop(stored.previous, 0, stored.revision);
+            result.failure = true;
+            if let Some(first) = problems.first() {
+                result.failed_task = Some(FailedTask {
+                    index: first.index.unwrap_or(0),
+                    task: first.task.clone(),
+                    message: if problems.len() == 1 {
+                        first.message.clone()
+                    } else {
+                        format!("invalid experiment: {}", join(&problems, "; "))
+                    },
+                });
+            }
+            if let Err(e) = store.save(&result).await {
+                tracing::warn!("cannot record the invalid experiment in the result: {e}");
+            }
+            return Err(EngineError::Invalid(problems));
+        }
+        Err(e) => return Err(e),
+    };
     let result = start_loop(stored.previous, plan.num_tasks(), stored.revision);
     run_plan(&plan, result, store, options, progress).await
 }
@@ -216,16 +294,13 @@ pub async fn run_plan<S: Store>(
                 store.save(&result).await.map_err(EngineError::Save)?;
             }
             Err(e) => {
-                let message = task_problem(task, e);
-                tracing::error!("{message}");
+                let problem = task_problem(task, e);
+                tracing::error!("{problem}");
                 result.failure = true;
                 result.failed_task = Some(FailedTask {
                     index: task.index,
-                    task: task.name().to_string(),
-                    message: message
-                        .strip_prefix(&format!("{label}: "))
-                        .unwrap_or(&message)
-                        .to_string(),
+                    task: problem.task,
+                    message: problem.message,
                 });
                 store.save(&result).await.map_err(EngineError::Save)?;
                 break;
@@ -472,6 +547,9 @@ mod tests {
             panic!("expected invalid")
         };
         assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems[1].index, Some(1));
+        assert_eq!(problems[1].task, "assess");
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
             problems[0].starts_with("task 1 (run): run: the script is empty"),
             "{}",
@@ -491,7 +569,9 @@ mod tests {
             panic!("expected invalid")
         };
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("task 1 (nope): unknown task `nope`"));
+        assert!(p[0]
+            .to_string()
+            .starts_with("task 1 (nope): unknown task `nope`"));
     }
 
     #[tokio::test]
@@ -501,7 +581,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, EngineError::Invalid(_)));
-        assert!(store.saves().is_empty());
+        // The result records why nothing ran.
+        let saves = store.saves();
+        assert_eq!(saves.len(), 1);
+        assert!(saves[0].failure);
+        assert_eq!(saves[0].num_completed_tasks, 0);
+        let f = saves[0].failed_task.clone().expect("failed task");
+        assert_eq!((f.index, f.task.as_str()), (0, "run"));
+        assert!(
+            f.message.starts_with("if: cannot parse \"Result.Nope\""),
+            "{}",
+            f.message
+        );
+        // A document error has no task.
+        let store = MemStore::new("spec: []\n");
+        assert!(
+            run_experiment(&store, &EngineOptions::default(), &Progress::default())
+                .await
+                .is_err()
+        );
+        let f = store.saves()[0].failed_task.clone().expect("failed task");
+        assert_eq!(f.task, "experiment");
+        assert!(f.message.starts_with("spec: the task list is empty"));
         let e = run_experiment(
             &FailingLoad,
             &EngineOptions::default(),

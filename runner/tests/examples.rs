@@ -21,7 +21,7 @@ fn every_example_is_a_valid_experiment() {
                 // Until the http task is part of the task list, only that may be missing.
                 assert_eq!(problems.len(), 1, "{}: {problems:?}", path.display());
                 assert!(
-                    problems[0].contains("unknown task `http`"),
+                    problems[0].to_string().contains("unknown task `http`"),
                     "{}: {}",
                     path.display(),
                     problems[0]

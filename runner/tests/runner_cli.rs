@@ -80,7 +80,12 @@ fn bad_input_exits_2_with_one_clear_message() {
         "{}",
         stderr(&out)
     );
-    assert!(!dir.path().join("result.yaml").exists());
+    // The result records why nothing ran (what `iter8 assert` reports).
+    let r = result(dir.path());
+    assert!(r.failure);
+    assert_eq!(r.num_completed_tasks, 0);
+    let f = r.failed_task.expect("failed task");
+    assert_eq!((f.index, f.task.as_str()), (0, "assess"));
 
     let out = runner(
         dir.path(),
