@@ -217,10 +217,14 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and unary operators accepted.
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end_col: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -272,6 +276,16 @@ impl Parser {
     }
 
     fn expr(&mut self, min_bp: u8) -> Result<(Expr, Type), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        let r = self.expr_inner(min_bp);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, min_bp: u8) -> Result<(Expr, Type), String> {
         let mut lhs = self.prefix()?;
         while let Some((op, bp)) = self.binop() {
             if bp <= min_bp {
@@ -317,8 +331,10 @@ impl Parser {
             Tok::Ident(s) => {
                 if self.peek() == Some(&Tok::LParen) {
                     self.next();
-                    if self.next() != Some(Tok::RParen) {
-                        return Err(format!("{s}() at column {col} takes no arguments"));
+                    match self.next() {
+                        Some(Tok::RParen) => {}
+                        None => return Err(format!("missing `)` after {s}( at column {col}")),
+                        Some(_) => return Err(format!("{s}() at column {col} takes no arguments")),
                     }
                     let f = match s.to_ascii_lowercase().as_str() {
                         "slos" => Func::Slos,
@@ -412,6 +428,7 @@ impl Condition {
             toks,
             pos: 0,
             end_col: source.chars().count() + 1,
+            depth: 0,
         };
         let (expr, ty) = p.expr(0).map_err(fail)?;
         if let Some(t) = p.peek() {
@@ -612,7 +629,8 @@ mod tests {
     #[test]
     fn parse_errors_say_what_and_where() {
         assert!(parse_err("").contains("the condition is empty"));
-        assert!(parse_err("SLOs(").contains("takes no arguments"));
+        assert!(parse_err("SLOs(").contains("missing `)` after SLOs( at column 1"));
+        assert!(parse_err("SLOs(1)").contains("SLOs() at column 1 takes no arguments"));
         assert!(parse_err("(true").contains("missing `)`"));
         assert!(parse_err("true)").contains("unexpected `)` at column 5"));
         assert!(parse_err("Slos").contains("is a function: write Slos()"));
@@ -630,6 +648,11 @@ mod tests {
         assert!(parse_err("true &&").contains("ends early"));
         assert!(parse_err("1.2.3 > 1").contains("bad number"));
         assert!(parse_err("true $").contains("unexpected character '$' at column 6"));
+        let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse_err(&deep).contains("nested more than 64 levels"));
+        assert!(parse_err(&"!".repeat(10_000)).contains("nested more than 64 levels"));
+        let ok = format!("{}true{}", "(".repeat(30), ")".repeat(30));
+        assert!(Condition::parse(&ok).is_ok());
         let e = Condition::parse("SLOs() and").unwrap_err();
         assert_eq!(e.expression, "SLOs() and");
         assert!(e.to_string().starts_with("cannot parse \"SLOs() and\": "));
