@@ -83,6 +83,25 @@ pub struct EngineOptions {
     pub namespace: Option<String>,
     /// A Kubernetes client, in a cluster.
     pub kube: Option<kube::Client>,
+    /// Becomes `true` when the run must stop (SIGINT / SIGTERM): the running task is
+    /// abandoned and the result records the interruption as its failure.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// The failure message of an interrupted task.
+pub const INTERRUPTED: &str = "interrupted (the runner was asked to stop)";
+
+async fn stopped(stop: &Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let mut rx = rx.clone();
+            if rx.wait_for(|s| *s).await.is_err() {
+                // Sender gone without a stop: never stop.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// A validated experiment, ready to run.
@@ -278,7 +297,10 @@ pub async fn run_plan<S: Store>(
                 progress,
                 kube: options.kube.clone(),
             };
-            task.spec.run(&mut ctx).await
+            tokio::select! {
+                r = task.spec.run(&mut ctx) => r,
+                () = stopped(&options.stop) => Err(TaskError::Failed(INTERRUPTED.to_string())),
+            }
         };
         // Keep `insights` out of the result until a task records something.
         if result.insights.as_ref() == Some(&Insights::default()) {
@@ -614,6 +636,38 @@ mod tests {
             e.to_string(),
             "cannot read the experiment: not found: experiment file x.yaml"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_interrupts_the_running_task_and_is_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let later = dir.path().join("later");
+        let yaml = format!(
+            "spec:\n- run: sleep 30\n- run: touch '{}'\n",
+            later.display()
+        );
+        let store = MemStore::new(&yaml);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let options = EngineOptions {
+            stop: Some(rx),
+            ..EngineOptions::default()
+        };
+        let progress = Progress::default();
+        let run = run_experiment(&store, &options, &progress);
+        let stop = async {
+            // Stop once the first task has started (the start of the loop was saved).
+            while store.saves().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            tx.send(true).expect("send");
+        };
+        let (out, ()) = tokio::join!(run, stop);
+        let out = out.expect("runs");
+        assert!(out.failed());
+        let f = out.result.failed_task.expect("failed task");
+        assert_eq!((f.index, f.message.as_str()), (0, INTERRUPTED));
+        assert!(!later.exists());
+        assert_eq!(store.saves().last().map(|r| r.failure), Some(true));
     }
 
     #[test]

@@ -123,3 +123,35 @@ fn bad_input_exits_2_with_one_clear_message() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_records_the_interruption_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("experiment.yaml"),
+        "spec:\n- run: sleep 30\n- run: 'true'\n",
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args(["-f", "experiment.yaml", "-o", "result.yaml", "--quiet"])
+        .spawn()
+        .expect("spawn");
+    // The result is first written when the loop starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir.path().join("result.yaml").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = child.wait().expect("wait").code();
+    assert_eq!(code, Some(1));
+    let r = result(dir.path());
+    assert!(r.failure);
+    let f = r.failed_task.expect("failed task");
+    assert_eq!(f.index, 0);
+    assert_eq!(f.message, iter8::engine::INTERRUPTED);
+}

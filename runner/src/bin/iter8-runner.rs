@@ -83,9 +83,49 @@ fn main() -> ExitCode {
         let options = EngineOptions {
             namespace: opts.namespace.clone(),
             kube: None,
+            stop: Some(stop_on_signals()),
         };
         execute(&store, &options, show_progress, opts.quiet, &opts.output.display().to_string()).await
     })
+}
+
+/// A channel that turns `true` on SIGINT or SIGTERM (Kubernetes stops a pod with SIGTERM):
+/// the engine then records the interruption in the result before exiting.
+fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    // Register the handlers now (not in the spawned task), so a signal that arrives as soon
+    // as the run starts is already ours.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        tokio::spawn(async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        "cannot listen for SIGTERM/SIGINT; an interruption will not be recorded"
+                    );
+                    return;
+                }
+            }
+            tracing::warn!("asked to stop: recording the interruption in the result");
+            let _ = tx.send(true);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+        }
+    });
+    rx
 }
 
 /// Run the experiment through any store and turn the outcome into an exit code.
