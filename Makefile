@@ -2,6 +2,9 @@
 # tests need and runs them all.
 SHELL := /bin/bash
 CARGO ?= cargo
+# helm for the tests and targets: a real helm on PATH, else scripts/helm (Helm v4 as a library).
+HELM ?= $(shell bash scripts/helm-path)
+export HELM
 
 .PHONY: all build demo test test-only setup lint fmt bench image kind-up kind-e2e schemas snapshot
 

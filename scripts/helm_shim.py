@@ -787,15 +787,7 @@ def cmd_install(opts: dict[str, Any], args: list[str]) -> None:
     if len(args) > 2:
         raise CLIError(f"expected at most two arguments, unexpected arguments: {', '.join(args[2:])}")
     name, chart = args
-    validate_name(name, "INSTALLATION FAILED: ")
     run_install(opts, name, chart, "INSTALLATION FAILED: ")
-
-
-def validate_name(name: str, prefix: str = "") -> None:
-    try:
-        helm.validate_release_name(name)
-    except helm.HelmError as err:
-        raise CLIError(prefix + str(err)) from None
 
 
 def release_exists(cfg: helm.Config, name: str) -> bool:
@@ -814,7 +806,6 @@ def release_exists(cfg: helm.Config, name: str) -> bool:
 def cmd_upgrade(opts: dict[str, Any], args: list[str]) -> None:
     require_exact("upgrade", args, 2)
     name, chart_ref = args
-    validate_name(name)
     fmt = output_format(opts)
     namespace = namespace_of(opts)
     cfg = make_config(opts)
@@ -879,7 +870,6 @@ def cmd_template(opts: dict[str, Any], args: list[str]) -> None:
         name, chart_ref = args
     else:
         raise CLIError(f"expected at most two arguments, unexpected arguments: {', '.join(args[2:])}")
-    validate_name(name)
     chart = locate_chart(chart_ref)
     values = merge_values(opts)
     # helm template = a client-only dry-run install; nothing touches a cluster.
