@@ -958,7 +958,7 @@ def cmd_uninstall(opts: dict[str, Any], args: list[str]) -> None:
         try:
             res = call("helm_uninstall", cfg._raw(), name, json.dumps(o))
         except helm.HelmError as err:
-            raise CLIError(f"uninstall: {err}" if not str(err).startswith("uninstall:") else str(err)) from None
+            raise CLIError(str(err)) from None
         if res.get("info"):
             sys.stdout.write(res["info"] + "\n")
         sys.stdout.write(f'release "{name}" uninstalled\n')
