@@ -832,6 +832,10 @@ def install_options(opts: dict[str, Any], namespace: str | None) -> dict[str, An
         o["labels"] = labels_of(opts)
     if opts.get("dry_run"):
         o["dry_run"] = dry_run_strategy(opts)
+    if opts.get("chart_version"):
+        o["chart_version"] = opts["chart_version"]  # used for oci:// references, as in helm
+    if opts.get("devel"):
+        o["devel"] = True
     return o
 
 
@@ -944,6 +948,9 @@ def cmd_upgrade(opts: dict[str, Any], args: list[str]) -> None:
         o["description"] = opts["description"]
     if labels_of(opts):
         o["labels"] = labels_of(opts)
+    if opts.get("chart_version"):
+        # (The library's upgrade panics on "devel"; helm-c 0.2.2. Not passed.)
+        o["chart_version"] = opts["chart_version"]
     if opts.get("max_history") is not None:
         o["max_history"] = int_flag("--history-max", opts["max_history"])
     if opts.get("dry_run"):
@@ -981,6 +988,10 @@ def cmd_template(opts: dict[str, Any], args: list[str]) -> None:
         "skip_crds": bool(opts.get("skip_crds")),
         "disable_openapi_validation": True,
     }
+    if opts.get("chart_version"):
+        o["chart_version"] = opts["chart_version"]
+    if opts.get("devel"):
+        o["devel"] = True
     try:
         summary = call("helm_install", cfg._raw(), NONE, NONE, chart, name, json.dumps(values), json.dumps(o))
     except helm.HelmError as err:
