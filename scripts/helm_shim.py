@@ -13,7 +13,7 @@ Differences from the helm binary (documented in the README section "helm without
 binary"): OpenAPI validation of rendered manifests is off by default (the project's test
 API server has no OpenAPI endpoint; HELM_SHIM_OPENAPI_VALIDATION=1 turns it on); only local
 chart directories / archives and oci:// references are installable (no chart repositories);
-`template` prints the manifest without hooks; `-o json|yaml` of install/upgrade/status prints
+`template` finds hooks by rendering the chart again (see template_hooks); `-o json|yaml` of install/upgrade/status prints
 a reduced release object.
 """
 
@@ -996,7 +996,58 @@ def cmd_template(opts: dict[str, Any], args: list[str]) -> None:
         summary = call("helm_install", cfg._raw(), NONE, NONE, chart, name, json.dumps(values), json.dumps(o))
     except helm.HelmError as err:
         raise CLIError(str(err)) from None
-    sys.stdout.write(summary.get("manifest", "").strip() + "\n")
+    text = summary.get("manifest", "").strip() + "\n"
+    if not opts.get("disable_hooks"):
+        text += "".join(f"---\n# Source: {path}\n{doc}\n" for path, doc in template_hooks(chart, values, name, o["namespace"]))
+    sys.stdout.write(text)
+
+
+INSTALL_ORDER = [
+    "PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+    "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+    "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
+    "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+    "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+]
+
+
+def template_hooks(chart_path: str, values: dict[str, Any], name: str, namespace: str) -> list[tuple[str, str]]:
+    """The chart's hooks as `helm template` prints them after the manifest.
+
+    The library's dry-run install returns the manifest only, so the chart is rendered again
+    and the hook documents picked out the way helm's releaseutil.SortManifests does: files in
+    path order, documents split on `---`, then a stable sort by kind in install order.
+    """
+    if chart_path.startswith("oci://"):
+        return []
+    with helm.Chart.load(chart_path) as chart:
+        files = chart.render(values, name=name, namespace=namespace, is_install=True)
+    hooks: list[tuple[str, str, str]] = []
+    for path in sorted(files):
+        base = os.path.basename(path)
+        if base.startswith("_") or base == "NOTES.txt" or not files[path].strip():
+            continue
+        for doc in re.split(r"(?:^|\n)---", files[path]):
+            doc = doc.strip()
+            if not doc:
+                continue
+            try:
+                obj = yaml.safe_load(doc)
+            except yaml.YAMLError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if "helm.sh/hook" in annotations:
+                hooks.append((str(obj.get("kind", "")), path, doc))
+
+    def order(h: tuple[str, str, str]) -> tuple[int, str]:
+        kind = h[0]
+        return (INSTALL_ORDER.index(kind), "") if kind in INSTALL_ORDER else (len(INSTALL_ORDER), kind)
+
+    return [(path, doc) for _, path, doc in sorted(hooks, key=order)]
 
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}

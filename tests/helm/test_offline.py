@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import BROKEN, ROOT, SAMPLE, Helm, rendered_values
+from conftest import BROKEN, ROOT, SAMPLE, TESTDATA, Helm, rendered_values
 
 
 def template(helm: Helm, *args: str, stdin: str | None = None) -> dict:
@@ -35,6 +35,17 @@ def test_template_renders_every_object_with_release_name_and_namespace(helm: Hel
     # helm's install order: ServiceAccount, Secret, Role, RoleBinding, Job.
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Secret", "Role", "RoleBinding", "Job"]
     assert r.out.startswith("---\n# Source: sample/templates/serviceaccount.yaml\n")
+
+
+def test_template_prints_hooks_after_the_manifest_in_install_order(helm: Helm) -> None:
+    r = helm("template", "r", str(TESTDATA / "hooks"))
+    assert r.rc == 0, str(r)
+    sources = [line for line in r.out.splitlines() if line.startswith("# Source: ")]
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(r.out) if d]
+    assert sources == ["# Source: hooks/templates/configmap.yaml"] + ["# Source: hooks/templates/hooks.yaml"] * 2
+    assert names == ["r-plain", "r-pre", "r-post"]  # ConfigMap hooks before Job hooks
+    r = helm("template", "r", str(TESTDATA / "hooks"), "--no-hooks")
+    assert r.rc == 0 and [d["metadata"]["name"] for d in yaml.safe_load_all(r.out) if d] == ["r-plain"]
 
 
 def test_template_one_argument_uses_release_name(helm: Helm) -> None:
