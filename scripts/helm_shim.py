@@ -1339,5 +1339,6 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     code = main(sys.argv[1:])
     sys.stdout.flush()
+    sys.stderr.flush()
     # The Go runtime inside the library may keep threads alive; leave without waiting on them.
     os._exit(code)
