@@ -166,7 +166,13 @@ def cluster() -> Iterator[Cluster]:
         reason = "no test cluster: scripts/test-cluster does not exist on this branch (it comes from the `cluster` work)"
         print(f"SKIP cluster tests: {reason}")
         pytest.skip(reason)
-    up = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    # A private instance (own state dir), so a cluster started by hand is left alone; the
+    # sample chart's Job image runs its command on this machine.
+    env = {**os.environ, "ITER8_TEST_CLUSTER_DIR": tempfile.mkdtemp(prefix="helm-test-cluster-")}
+    up = subprocess.run(
+        ["bash", str(script), "up", "--image", "busybox=@host"],
+        capture_output=True, text=True, cwd=ROOT, timeout=1800, env=env,
+    )
     match = re.search(r"export KUBECONFIG=(\S+)", up.stdout)
     if up.returncode != 0 or not match:
         pytest.fail(f"scripts/test-cluster up failed (rc={up.returncode}):\n{up.stdout}\n{up.stderr}")
@@ -174,7 +180,4 @@ def cluster() -> Iterator[Cluster]:
     try:
         yield Cluster(kubeconfig, Kube(kubeconfig), Helm({"KUBECONFIG": kubeconfig}))
     finally:
-        subprocess.run(
-            ["bash", str(script), "down"], capture_output=True, text=True, cwd=ROOT, timeout=120,
-            env={**os.environ, "KUBECONFIG": kubeconfig},
-        )
+        subprocess.run(["bash", str(script), "down"], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
