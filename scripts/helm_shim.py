@@ -379,11 +379,13 @@ class _Placeholders:
         self.values[t] = value
         return t
 
-    def encode(self, base: dict[str, Any], quote: bool) -> list[str]:
+    def encode(self, base: dict[str, Any], typed: bool) -> list[str]:
+        """Assignments rebuilding `base`; `typed` (--set) writes booleans and nulls as
+        themselves, so strvals sees their real types."""
         out: list[str] = []
 
         def q(t: str) -> str:
-            return json.dumps(t) if quote else t
+            return t
 
         def walk(path: str, v: Any) -> None:
             if isinstance(v, dict):
@@ -396,6 +398,8 @@ class _Placeholders:
                     out.append(f"{path}[0]={q(self.empty_list_item)}")
                 for idx, sub in enumerate(v):
                     walk(f"{path}[{idx}]", sub)
+            elif typed and (v is None or isinstance(v, bool)):
+                out.append(f"{path}={'null' if v is None else str(v).lower()}")
             else:
                 out.append(f"{path}={q(self.token(v))}")
 
@@ -420,18 +424,73 @@ def _parse(func: str, expression: str) -> dict[str, Any]:
     return parsed
 
 
-def parse_into(func: str, expression: str, base: dict[str, Any], quote: bool = False) -> dict[str, Any]:
+def parse_into(func: str, expression: str, base: dict[str, Any]) -> dict[str, Any]:
     """strvals.Parse*Into(expression, base) through the C library's parser."""
     if not base:
         return _parse(func, expression)
+    if func == "helm_strvals_parse_json":
+        # JSON mode reads whole JSON values: the base is replayed exactly, key by key.
+        prefix = ",".join(f"{_esc_key(k)}={json.dumps(v)}" for k, v in base.items())
+        return _parse(func, prefix + "," + expression)
+    if func == "helm_strvals_parse_literal":
+        return literal_into(expression, base)
     ph = _Placeholders()
-    prefix = ",".join(ph.encode(base, quote))
+    prefix = ",".join(ph.encode(base, typed=func == "helm_strvals_parse"))
     try:
         parsed = _parse(func, prefix + "," + expression)
     except helm.HelmError as err:
         # Keep helm's message but never show the placeholder tokens.
         raise helm.HelmValuesError(_strip_tokens(str(err), ph)) from None
     return ph.decode(parsed)  # type: ignore[no-any-return]
+
+
+def literal_into(expression: str, base: dict[str, Any]) -> dict[str, Any]:
+    """strvals.ParseLiteralInto: one assignment whose value is everything after `=`.
+
+    The literal parser takes the rest of the expression verbatim, so the base cannot be
+    replayed in front of it; the one path it sets is applied to the base instead, with the
+    same descent rules (maps merge, list indices extend, anything else cannot be descended).
+    """
+    fresh = _parse("helm_strvals_parse_literal", expression)
+    out = json.loads(json.dumps(base))
+
+    def apply(target: Any, update: Any) -> Any:
+        if isinstance(update, dict):
+            if target is None or target == {}:
+                target = {}
+            if not isinstance(target, dict):
+                raise helm.HelmValuesError(f"unable to parse key: interface conversion: interface {{}} is {_go_type(target)}, not map[string]interface {{}}")
+            for k, v in update.items():
+                target[k] = apply(target.get(k), v)
+            return target
+        if isinstance(update, list):
+            if target is None:
+                target = []
+            if not isinstance(target, list):
+                raise helm.HelmValuesError(f"unable to parse key: interface conversion: interface {{}} is {_go_type(target)}, not []interface {{}}")
+            target = list(target)
+            for i, v in enumerate(update):
+                if v is None:
+                    continue
+                while len(target) <= i:
+                    target.append(None)
+                target[i] = apply(target[i], v)
+            return target
+        return update
+
+    return apply(out, fresh)  # type: ignore[no-any-return]
+
+
+def _go_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "[]interface {}"
+    return "map[string]interface {}"
 
 
 def _strip_tokens(message: str, ph: _Placeholders) -> str:
@@ -474,7 +533,7 @@ def merge_values(opts: dict[str, Any]) -> dict[str, Any]:
             base = merge_maps(base, obj)
         else:
             try:
-                base = parse_into("helm_strvals_parse_json", value, base, quote=True)
+                base = parse_into("helm_strvals_parse_json", value, base)
             except helm.HelmError:
                 raise CLIError(f"failed parsing --set-json data {value}") from None
     for flag, key, func in (
@@ -505,7 +564,7 @@ def parse_file_into(expression: str, base: dict[str, Any]) -> dict[str, Any]:
     # Validates the expression and reads every file the way helm does.
     _parse("helm_strvals_parse_file", expression)
     ph = _Placeholders()
-    prefix = ",".join(ph.encode(base, False))
+    prefix = ",".join(ph.encode(base, typed=False))
     parsed = _parse("helm_strvals_parse_string", (prefix + "," if prefix else "") + expression)
 
     def read(path: str) -> str:

@@ -144,6 +144,27 @@ def test_set_into_a_scalar_from_a_values_file_fails_like_helm(helm: Helm, tmp_pa
     )
 
 
+def test_set_literal_and_set_json_into_values_files(helm: Helm, tmp_path: Path) -> None:
+    f = tmp_path / "v.yaml"
+    f.write_text("extra:\n  l: [p]\n  keep: {k: 1.5, t: true, z: null}\n")
+    values = template(
+        helm, "-f", str(f),
+        "--set-literal", "extra.lit=a,b=c", "--set-literal", "extra.l[2]={x,y}",
+        "--set-json", 'extra.keep.j={"x":[1]}',
+    )
+    assert values["extra"] == {
+        "l": ["p", None, "{x,y}"],
+        "lit": "a,b=c",
+        "keep": {"k": 1.5, "t": True, "z": None, "j": {"x": [1]}},
+    }
+    r = helm("template", "rel", str(SAMPLE), "-f", str(f), "--set", "extra.keep.t.x=1")
+    assert (r.rc, r.err) == (
+        1,
+        "Error: failed parsing --set data: unable to parse key: interface conversion: "
+        "interface {} is bool, not map[string]interface {}\n",
+    )
+
+
 def test_bad_set_expression(helm: Helm) -> None:
     r = helm("template", "rel", str(SAMPLE), "--set", "extra")
     assert r.rc == 1
