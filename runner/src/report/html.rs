@@ -1,0 +1,2 @@
+//! HTML report
+pub fn render(_r: &crate::model::ExperimentResult) -> String { String::new() }
