@@ -2,6 +2,7 @@
 //! stores and reports. The two binaries (`iter8-runner`, `iter8`) only wire these.
 
 pub mod engine;
+pub mod cli;
 pub mod load;
 pub mod model;
 pub mod report;

@@ -1,4 +1,4 @@
-//! `iter8`: reads experiment results (report, assert, log).
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not wired yet")
+//! `iter8`: reads experiment results (report, assert). The logic is in `iter8::cli`.
+fn main() {
+    std::process::exit(iter8::cli::main_with_args(std::env::args_os()));
 }

@@ -352,7 +352,9 @@ fn latencies(out: &mut String, insights: &crate::model::Insights, color: bool) {
             row.source.clone(),
             row.version_name.clone(),
             row.units.clone().unwrap_or_default(),
-            row.count.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            row.count
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
             opt(row.mean),
             opt(row.min),
         ];

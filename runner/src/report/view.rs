@@ -256,7 +256,11 @@ pub fn metric_names(insights: &Insights) -> Vec<String> {
 
 /// The value of `name` for version `v`.
 pub fn metric_value(insights: &Insights, v: usize, name: &str) -> MetricValue {
-    if let Some(reason) = insights.unavailable_metrics.get(v).and_then(|m| m.get(name)) {
+    if let Some(reason) = insights
+        .unavailable_metrics
+        .get(v)
+        .and_then(|m| m.get(name))
+    {
         return MetricValue::Unavailable(reason.clone());
     }
     if let Some(h) = insights
@@ -433,7 +437,10 @@ pub fn latency_rows(insights: &Insights) -> Vec<LatencyRow> {
             if let (Some((base, p)), Some(x)) = (parse_percentile_metric(name), vals.last()) {
                 if base.ends_with("latency") {
                     sources.insert(base.to_string());
-                    stored_pcts.entry(base.to_string()).or_default().push((p, *x));
+                    stored_pcts
+                        .entry(base.to_string())
+                        .or_default()
+                        .push((p, *x));
                 }
             } else if let Some(base) = name.strip_suffix("-mean") {
                 if base.ends_with("latency") && base.contains('/') {
