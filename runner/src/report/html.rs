@@ -324,7 +324,8 @@ macro_rules! draw_mesh {
             .y_desc($y_desc)
             .x_labels(8)
             .y_labels(6)
-            .x_label_formatter($x_fmt);
+            .x_label_formatter($x_fmt)
+            .y_label_formatter(&|y: &f64| fmt_num(*y));
         mesh.draw().map_err(err_str)
     }};
 }
@@ -350,7 +351,7 @@ fn histogram_svg(hist: &Histogram, v: usize, log: bool, units: &str) -> Result<S
             let lo = first.lower.max(last.upper * 1e-6).max(1e-6);
             let hi = last.upper.max(lo * 1.01);
             let mut chart = builder
-                .build_cartesian_2d((lo..hi).log_scale(), 0f64..ymax)
+                .build_cartesian_2d((lo..hi).log_scale().base(2.0), 0f64..ymax)
                 .map_err(err_str)?;
             let fmt = |x: &f64| fmt_num(*x);
             draw_mesh!(chart, x_desc.as_str(), "requests", &fmt)?;
@@ -412,6 +413,7 @@ fn percentiles_svg(series: &[(usize, &Histogram)], units: &str) -> Result<String
         let root = SVGBackend::with_string(&mut svg, (PLOT_W, PLOT_H)).into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(42)
             .y_label_area_size(58)
             .build_cartesian_2d(0f64..nines, 0f64..ymax)
@@ -430,6 +432,7 @@ fn percentiles_svg(series: &[(usize, &Histogram)], units: &str) -> Result<String
             .y_desc(format!("latency ({units})"))
             .x_labels(nines as usize + 1)
             .x_label_formatter(&fmt)
+            .y_label_formatter(&|y: &f64| fmt_num(*y))
             .y_labels(6);
         mesh.draw().map_err(err_str)?;
         for (v, pts) in curves {

@@ -450,6 +450,11 @@ pub fn latency_rows(insights: &Insights) -> Vec<LatencyRow> {
         }
         for source in sources {
             let hist = hists.get(&source);
+            // A latency source is a load test's: a histogram or a mean (not a lone
+            // percentile gauge of a custom metric).
+            if hist.is_none() && !values.contains_key(&format!("{source}-mean")) {
+                continue;
+            }
             let stat = |suffix: &str| {
                 values
                     .get(&format!("{source}-{suffix}"))
