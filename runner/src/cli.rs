@@ -351,6 +351,17 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    main_with_reader(args, &FileReader)
+}
+
+/// Like [`main_with_args`], reading results through `reader` (e.g. one that also reads
+/// a release's Secret). Usage errors exit with [`EXIT_ERROR`]; `--help` / `--version`
+/// with [`EXIT_OK`].
+pub fn main_with_reader<I, T>(args: I, reader: &dyn ResultReader) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let opts = match Opts::try_parse_from(args) {
         Ok(o) => o,
         Err(e) => {
@@ -359,15 +370,19 @@ where
             return code;
         }
     };
-    run(&opts)
+    run_with_stdio(&opts, reader)
 }
 
 /// Run with standard output / error and the file reader.
 pub fn run(opts: &Opts) -> i32 {
+    run_with_stdio(opts, &FileReader)
+}
+
+fn run_with_stdio(opts: &Opts, reader: &dyn ResultReader) -> i32 {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    run_with(opts, &FileReader, color, &mut out, &mut err)
+    run_with(opts, reader, color, &mut out, &mut err)
 }
 
 /// Run with the given reader and outputs. `color`: ANSI colours in text reports.

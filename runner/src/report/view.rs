@@ -41,6 +41,9 @@ pub fn fmt_num(x: f64) -> String {
     if !x.is_finite() {
         return x.to_string();
     }
+    if x == 0.0 {
+        return "0".to_string();
+    }
     if x.fract() == 0.0 && x.abs() < 1e15 {
         return format!("{x:.0}");
     }
@@ -548,6 +551,97 @@ mod tests {
         assert_eq!(parse_error_metric("http/error-count"), None);
         assert_eq!(parse_error_metric("http/error-rate"), None);
         assert_eq!(parse_error_metric("http/latency-p99"), None);
+    }
+
+    #[test]
+    fn slo_rows_compute_margins_and_fall_back_when_not_assessed() {
+        use crate::model::{Slo, Slos};
+        let mut r = ExperimentResult::new(1);
+        let ins = r.insights_mut();
+        ins.ensure_versions(&["a".into(), "b".into()]);
+        ins.record(0, "x/up", 5.0);
+        ins.record(1, "x/up", 12.0);
+        ins.record(0, "x/low", 0.5);
+        ins.slos = Some(Slos {
+            upper: vec![Slo {
+                metric: "x/up".into(),
+                limit: 10.0,
+            }],
+            lower: vec![Slo {
+                metric: "x/low".into(),
+                limit: 0.75,
+            }],
+        });
+        let rows = slo_rows(&r);
+        assert_eq!(rows.len(), 4);
+        let find = |v: usize, m: &str| {
+            rows.iter()
+                .find(|x| x.version == v && x.metric == m)
+                .cloned()
+                .expect("row")
+        };
+        let a_up = find(0, "x/up");
+        assert_eq!(
+            (a_up.margin(), a_up.satisfied, a_up.assessed),
+            (Some(5.0), true, false)
+        );
+        let b_up = find(1, "x/up");
+        assert_eq!((b_up.margin(), b_up.satisfied), (Some(-2.0), false));
+        let a_low = find(0, "x/low");
+        assert_eq!((a_low.margin(), a_low.satisfied), (Some(-0.25), false));
+        let b_low = find(1, "x/low");
+        assert_eq!((b_low.value, b_low.satisfied), (None, false));
+        assert_eq!(b_low.version_name, "b");
+    }
+
+    #[test]
+    fn latency_rows_use_stored_percentiles_else_the_histogram() {
+        use crate::model::HistBucket;
+        let mut ins = Insights::default();
+        ins.ensure_versions(&[String::new()]);
+        let h = Histogram {
+            buckets: vec![
+                HistBucket {
+                    lower: 1.0,
+                    upper: 2.0,
+                    count: 50,
+                },
+                HistBucket {
+                    lower: 2.0,
+                    upper: 4.0,
+                    count: 50,
+                },
+            ],
+            count: 100,
+            sum: 220.0,
+            sum_sq: 600.0,
+            min: 1.0,
+            max: 4.0,
+        };
+        ins.record_histogram(0, "grpc/latency", &h);
+        ins.record_histogram(0, "http/latency", &h);
+        ins.record(0, "http/latency-p99", 3.9);
+        ins.record(0, "http/latency-mean", 2.1);
+        // A custom metric's lone percentile gauge is not a load source.
+        ins.record(0, "prom/latency-p90", 7.0);
+        let rows = latency_rows(&ins);
+        assert_eq!(
+            rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
+            ["grpc/latency", "http/latency"]
+        );
+        let grpc = &rows[0];
+        assert_eq!(grpc.percentiles.len(), DEFAULT_PERCENTILES.len());
+        assert_eq!(grpc.mean, Some(2.2));
+        assert_eq!(
+            (grpc.min, grpc.max, grpc.count),
+            (Some(1.0), Some(4.0), Some(100))
+        );
+        let p50 = grpc.percentiles[0];
+        assert!(p50.0 == 50.0 && (1.0..=2.0).contains(&p50.1), "{p50:?}");
+        let http = &rows[1];
+        assert_eq!(http.percentiles, vec![(99.0, 3.9)]);
+        assert_eq!(http.mean, Some(2.1));
+        assert_eq!(version_label(Some(&ins), 0), "default");
     }
 
     #[test]
