@@ -53,26 +53,30 @@ pub fn bucket_of(x: f64) -> (f64, f64) {
     (lower, lower + step)
 }
 
-/// A histogram of these samples (milliseconds).
+/// A histogram of these samples (milliseconds), as the load engine would store it.
 pub fn histogram(samples: &[f64]) -> Histogram {
-    let mut h = Histogram::default();
+    let mut counts: std::collections::BTreeMap<u64, (f64, f64, u64)> = Default::default();
     for &x in samples {
         let (lower, upper) = bucket_of(x);
-        let one = Histogram {
-            buckets: vec![HistBucket {
-                lower,
-                upper,
-                count: 1,
-            }],
-            count: 1,
-            sum: x,
-            sum_sq: x * x,
-            min: x,
-            max: x,
-        };
-        h.merge(&one);
+        counts.entry(lower.to_bits()).or_insert((lower, upper, 0)).2 += 1;
     }
-    h
+    let mut buckets: Vec<HistBucket> = counts
+        .into_values()
+        .map(|(lower, upper, count)| HistBucket {
+            lower,
+            upper,
+            count,
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.lower.total_cmp(&b.lower));
+    Histogram {
+        buckets,
+        count: samples.len() as u64,
+        sum: samples.iter().sum(),
+        sum_sq: samples.iter().map(|x| x * x).sum(),
+        min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
 }
 
 fn exact_percentile(sorted: &[f64], p: f64) -> f64 {
