@@ -1062,3 +1062,44 @@ fn binary_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Experiment summary"));
 }
+
+#[test]
+fn odd_results_render_without_panicking() {
+    use iter8::model::{HistBucket, Histogram};
+    let b = |lower: f64, upper: f64, count: u64| HistBucket {
+        lower,
+        upper,
+        count,
+    };
+    let hists = vec![
+        vec![b(5.0, 5.0, 3)],                   // zero width
+        vec![b(-2.0, -1.0, 1), b(0.0, 1.0, 2)], // negative and zero bounds
+        vec![b(f64::NAN, 1.0, 1), b(1.0, f64::INFINITY, 1)],
+        vec![b(1e300, f64::MAX, 4)],
+        vec![b(2.0, 1.0, 5)], // upside down
+        vec![b(1.0, 2.0, 0)], // empty buckets only
+    ];
+    for (i, buckets) in hists.into_iter().enumerate() {
+        let mut r = fixture("cronjob-20-loops");
+        let count = buckets.iter().map(|b| b.count).sum();
+        let h = Histogram {
+            buckets,
+            count,
+            sum: f64::NAN,
+            sum_sq: 1.0,
+            min: f64::NEG_INFINITY,
+            max: f64::NAN,
+        };
+        let ins = r.insights_mut();
+        ins.histogram_metric_values[0].insert("http/latency".into(), h);
+        ins.record(1, "http/latency-p95", f64::NAN);
+        ins.record(0, "http/latency-p95", f64::INFINITY);
+        if let Some(s) = ins.slos.as_mut() {
+            s.upper[0].limit = f64::NAN;
+        }
+        let html = html::render(&r);
+        assert!(html.ends_with("</html>\n"), "case {i}");
+        let t = text::render(&r, false);
+        assert!(t.contains("Experiment summary"), "case {i}");
+    }
+}

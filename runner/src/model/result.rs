@@ -216,7 +216,8 @@ impl Histogram {
             if next >= target && b.count > 0 {
                 let frac = (target - seen) / b.count as f64;
                 let v = b.lower + (b.upper - b.lower) * frac;
-                return Some(v.clamp(self.min, self.max));
+                // Not `clamp`: it panics when min > max or either is NaN (bad input).
+                return Some(v.max(self.min).min(self.max));
             }
             seen = next;
         }

@@ -332,7 +332,20 @@ macro_rules! draw_mesh {
 
 /// Bars of one histogram, on a linear or log latency axis.
 fn histogram_svg(hist: &Histogram, v: usize, log: bool, units: &str) -> Result<String, String> {
-    let buckets: Vec<_> = hist.buckets.iter().filter(|b| b.count > 0).collect();
+    // Only drawable buckets (a result file may hold anything).
+    let buckets: Vec<_> = hist
+        .buckets
+        .iter()
+        .filter(|b| {
+            b.count > 0
+                && b.lower.is_finite()
+                && b.upper.is_finite()
+                && b.upper > b.lower
+                && b.upper.abs() < 1e15
+                && b.lower.abs() < 1e15
+                && (!log || b.upper > 0.0)
+        })
+        .collect();
     let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
         return Err("the histogram has no observations".into());
     };
@@ -404,6 +417,10 @@ fn percentiles_svg(series: &[(usize, &Histogram)], units: &str) -> Result<String
                 hist.percentile(p.max(0.0)).map(|y| (t, y))
             })
             .collect();
+        let pts: Vec<(f64, f64)> = pts
+            .into_iter()
+            .filter(|p| p.1.is_finite() && p.1.abs() < 1e15)
+            .collect();
         ymax = pts.iter().map(|p| p.1).fold(ymax, f64::max);
         curves.push((*v, pts));
     }
@@ -451,6 +468,22 @@ fn loops_svg(
     limits: &[f64],
     units: &str,
 ) -> Result<String, String> {
+    let series: Vec<(usize, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(v, pts)| {
+            let pts = pts
+                .iter()
+                .copied()
+                .filter(|p| p.1.is_finite() && p.1.abs() < 1e15)
+                .collect();
+            (*v, pts)
+        })
+        .collect();
+    let limits: Vec<f64> = limits
+        .iter()
+        .copied()
+        .filter(|l| l.is_finite() && l.abs() < 1e15)
+        .collect();
     let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
     let (xmin, xmax) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     if xmin > xmax {
@@ -489,7 +522,7 @@ fn loops_svg(
             format!("value ({units})")
         };
         draw_mesh!(chart, "loop", y_desc.as_str(), &fmt)?;
-        for limit in limits {
+        for limit in &limits {
             chart
                 .draw_series(LineSeries::new(
                     vec![(xlo, *limit), (xhi, *limit)],
@@ -497,7 +530,7 @@ fn loops_svg(
                 ))
                 .map_err(err_str)?;
         }
-        for (v, pts) in series {
+        for (v, pts) in &series {
             let c = color(*v);
             chart
                 .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
