@@ -549,6 +549,7 @@ fn assert_cmd(
         return Ok(report_conditions(&conditions, &result, &names, out));
     };
 
+    let timeout_text = a.timeout.as_deref().unwrap_or_default().trim();
     let deadline = Instant::now() + timeout;
     loop {
         // While waiting, a missing or unreadable result is "not yet".
@@ -562,11 +563,7 @@ fn assert_cmd(
         if now >= deadline {
             return match read {
                 Ok(Some(result)) => {
-                    let _ = writeln!(
-                        out,
-                        "timed out after {} waiting for: {names}",
-                        humantime::format_duration(timeout)
-                    );
+                    let _ = writeln!(out, "timed out after {} waiting for: {names}", timeout_text);
                     write_false(&conditions, &result, out);
                     Ok(EXIT_TIMEOUT)
                 }
@@ -574,7 +571,7 @@ fn assert_cmd(
                     let _ = writeln!(
                         out,
                         "timed out after {} waiting for: {names}; {source} has no result yet",
-                        humantime::format_duration(timeout)
+                        timeout_text
                     );
                     Ok(EXIT_TIMEOUT)
                 }
