@@ -1,8 +1,8 @@
 //! Iter8 in Rust: the experiment model, the task engine, the load engine, result
 //! stores and reports. The two binaries (`iter8-runner`, `iter8`) only wire these.
 
-pub mod engine;
 pub mod cli;
+pub mod engine;
 pub mod load;
 pub mod model;
 pub mod report;
