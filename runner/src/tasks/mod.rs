@@ -101,3 +101,4 @@ impl Progress {
         self.label.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
+pub mod gotemplate;
