@@ -12,7 +12,7 @@
 //! printf index call`) plus `default empty coalesce required fail ternary quote squote
 //! toJson toJSON toPrettyJson toString upper lower title trim trimAll trimPrefix trimSuffix
 //! replace contains hasPrefix hasSuffix split join list dict hasKey keys get add add1 sub
-//! mul div mod max min int int64 float64 round b64enc b64dec indent nindent kindOf
+//! mul div mod addf subf mulf divf max min int int64 float64 round b64enc b64dec indent nindent kindOf
 //! typeOf`.
 
 use std::collections::HashMap;
@@ -96,6 +96,10 @@ const SPRIG: &[(&str, Func)] = &[
     ("mul", mul as Func),
     ("div", div as Func),
     ("mod", modulo as Func),
+    ("addf", addf as Func),
+    ("subf", subf as Func),
+    ("mulf", mulf as Func),
+    ("divf", divf as Func),
     ("max", max as Func),
     ("min", min as Func),
     ("int", int as Func),
@@ -684,6 +688,28 @@ fn div(args: &[Value]) -> Result<Value, FuncError> {
     }
 }
 
+fn addf(args: &[Value]) -> Result<Value, FuncError> {
+    arith("addf", args, |a, b| a + b).map(|v| Value::from(float("addf", &v).unwrap_or(0.0)))
+}
+
+fn subf(args: &[Value]) -> Result<Value, FuncError> {
+    arith("subf", args, |a, b| a - b).map(|v| Value::from(float("subf", &v).unwrap_or(0.0)))
+}
+
+fn mulf(args: &[Value]) -> Result<Value, FuncError> {
+    arith("mulf", args, |a, b| a * b).map(|v| Value::from(float("mulf", &v).unwrap_or(0.0)))
+}
+
+/// Float division (Sprig's `divf`): `divf 99.9 100` is 0.999.
+fn divf(args: &[Value]) -> Result<Value, FuncError> {
+    exactly("divf", args, 2)?;
+    let (a, b) = (float("divf", &args[0])?, float("divf", &args[1])?);
+    if b == 0.0 {
+        return Err(err("divf: division by zero"));
+    }
+    Ok(Value::from(a / b))
+}
+
 fn modulo(args: &[Value]) -> Result<Value, FuncError> {
     exactly("mod", args, 2)?;
     let (a, b) = (float("mod", &args[0])?, float("mod", &args[1])?);
@@ -789,6 +815,8 @@ mod tests {
         assert_eq!(r(r#"{{ add .n 2 }}"#, d.clone()).unwrap(), "5");
         assert_eq!(r(r#"{{ div 7 2 }}"#, d.clone()).unwrap(), "3");
         assert_eq!(r(r#"{{ mul .n 1.5 }}"#, d.clone()).unwrap(), "4.5");
+        assert_eq!(r(r#"{{ divf 50 100 }}"#, d.clone()).unwrap(), "0.5");
+        assert_eq!(r(r#"{{ divf 99.9 100 }}"#, d.clone()).unwrap(), "0.9990000000000001");
         assert_eq!(r(r#"{{ max .n 10 }}"#, d.clone()).unwrap(), "10");
         assert_eq!(r(r#"{{ replace "a" "b" "banana" }}"#, d.clone()).unwrap(), "bbnbnb");
         assert_eq!(r(r#"{{ toJson .labels }}"#, d.clone()).unwrap(), r#"{"app":"web"}"#);

@@ -102,3 +102,5 @@ impl Progress {
     }
 }
 pub mod gotemplate;
+pub mod httpcall;
+pub mod custommetrics;
