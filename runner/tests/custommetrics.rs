@@ -183,28 +183,99 @@ versionNames: [v1, v2]
     );
     // Counts are exact; ratios and interpolated quantiles within 1e-6 (float arithmetic).
     let tol = 1e-6;
-    close(insights.latest(0, "prom/request-count"), 1000.0, tol, "v1 request-count");
-    close(insights.latest(1, "prom/request-count"), 2000.0, tol, "v2 request-count");
-    close(insights.latest(0, "prom/error-count"), 50.0, tol, "v1 error-count");
-    close(insights.latest(1, "prom/error-count"), 10.0, tol, "v2 error-count");
-    close(insights.latest(0, "prom/error-rate"), 0.05, tol, "v1 error-rate");
-    close(insights.latest(1, "prom/error-rate"), 0.005, tol, "v2 error-rate");
-    close(insights.latest(0, "prom/latency-mean"), 80.0, tol, "v1 mean (ms)");
-    close(insights.latest(1, "prom/latency-mean"), 20.0, tol, "v2 mean (ms)");
+    close(
+        insights.latest(0, "prom/request-count"),
+        1000.0,
+        tol,
+        "v1 request-count",
+    );
+    close(
+        insights.latest(1, "prom/request-count"),
+        2000.0,
+        tol,
+        "v2 request-count",
+    );
+    close(
+        insights.latest(0, "prom/error-count"),
+        50.0,
+        tol,
+        "v1 error-count",
+    );
+    close(
+        insights.latest(1, "prom/error-count"),
+        10.0,
+        tol,
+        "v2 error-count",
+    );
+    close(
+        insights.latest(0, "prom/error-rate"),
+        0.05,
+        tol,
+        "v1 error-rate",
+    );
+    close(
+        insights.latest(1, "prom/error-rate"),
+        0.005,
+        tol,
+        "v2 error-rate",
+    );
+    close(
+        insights.latest(0, "prom/latency-mean"),
+        80.0,
+        tol,
+        "v1 mean (ms)",
+    );
+    close(
+        insights.latest(1, "prom/latency-mean"),
+        20.0,
+        tol,
+        "v2 mean (ms)",
+    );
     // histogram_quantile interpolates linearly inside the bucket:
     // v1 p50: rank 500 = top of (10ms, 50ms] -> 50; p90: rank 900 -> 100;
     // p95: rank 950 in (100ms, 500ms] holding 90 -> 100 + 400 * 50/90; p99: rank 990 -> 500.
     close(insights.latest(0, "prom/latency-p50"), 50.0, 1e-6, "v1 p50");
-    close(insights.latest(0, "prom/latency-p90"), 100.0, 1e-6, "v1 p90");
-    close(insights.latest(0, "prom/latency-p95"), 100.0 + 400.0 * 50.0 / 90.0, 1e-6, "v1 p95");
-    close(insights.latest(0, "prom/latency-p99"), 500.0, 1e-6, "v1 p99");
+    close(
+        insights.latest(0, "prom/latency-p90"),
+        100.0,
+        1e-6,
+        "v1 p90",
+    );
+    close(
+        insights.latest(0, "prom/latency-p95"),
+        100.0 + 400.0 * 50.0 / 90.0,
+        1e-6,
+        "v1 p95",
+    );
+    close(
+        insights.latest(0, "prom/latency-p99"),
+        500.0,
+        1e-6,
+        "v1 p99",
+    );
     // v2: p50 rank 1000 -> 10; p90 rank 1800 -> 50; p95 rank 1900 in (50, 100] holding 180.
     close(insights.latest(1, "prom/latency-p50"), 10.0, 1e-6, "v2 p50");
     close(insights.latest(1, "prom/latency-p90"), 50.0, 1e-6, "v2 p90");
-    close(insights.latest(1, "prom/latency-p95"), 50.0 + 50.0 * 100.0 / 180.0, 1e-6, "v2 p95");
-    close(insights.latest(1, "prom/latency-p99"), 100.0, 1e-6, "v2 p99");
-    assert_eq!(insights.metrics_info["prom/request-count"].kind, MetricType::Counter);
-    assert_eq!(insights.metrics_info["prom/error-rate"].kind, MetricType::Gauge);
+    close(
+        insights.latest(1, "prom/latency-p95"),
+        50.0 + 50.0 * 100.0 / 180.0,
+        1e-6,
+        "v2 p95",
+    );
+    close(
+        insights.latest(1, "prom/latency-p99"),
+        100.0,
+        1e-6,
+        "v2 p99",
+    );
+    assert_eq!(
+        insights.metrics_info["prom/request-count"].kind,
+        MetricType::Counter
+    );
+    assert_eq!(
+        insights.metrics_info["prom/error-rate"].kind,
+        MetricType::Gauge
+    );
     assert_eq!(
         insights.metrics_info["prom/latency-p95"].units.as_deref(),
         Some("msec")
@@ -223,12 +294,37 @@ values:
         url = prom.url
     );
     run_task(&yaml, &mut insights, start).await.unwrap();
-    close(insights.latest(0, "mesh/request-count"), 400.0, tol, "istio request-count");
-    close(insights.latest(0, "mesh/error-count"), 20.0, tol, "istio error-count");
-    close(insights.latest(0, "mesh/error-rate"), 0.05, tol, "istio error-rate");
-    close(insights.latest(0, "mesh/latency-mean"), 20.0, tol, "istio mean");
+    close(
+        insights.latest(0, "mesh/request-count"),
+        400.0,
+        tol,
+        "istio request-count",
+    );
+    close(
+        insights.latest(0, "mesh/error-count"),
+        20.0,
+        tol,
+        "istio error-count",
+    );
+    close(
+        insights.latest(0, "mesh/error-rate"),
+        0.05,
+        tol,
+        "istio error-rate",
+    );
+    close(
+        insights.latest(0, "mesh/latency-mean"),
+        20.0,
+        tol,
+        "istio mean",
+    );
     // rank 200 = top of the first bucket (0, 10]
-    close(insights.latest(0, "mesh/latency-p50"), 10.0, tol, "istio p50");
+    close(
+        insights.latest(0, "mesh/latency-p50"),
+        10.0,
+        tol,
+        "istio p50",
+    );
 
     // A selector that matches nothing: no data, marked unavailable with the reason.
     let mut insights = Insights::default();
@@ -250,7 +346,8 @@ values: {{prometheusURL: {url}, labels: {{app: nosuch}}}}
 // ---- REST providers ---------------------------------------------------------------------
 
 fn json_server_handler() -> common::Handler {
-    Arc::new(|s: &Seen| match s.path.as_str() {
+    Arc::new(|s: &Seen| {
+        match s.path.as_str() {
         "/stats" => {
             let version = s.param("version").unwrap_or_default();
             let body = match version.as_str() {
@@ -273,6 +370,7 @@ fn json_server_handler() -> common::Handler {
             "url: {{ .base }}/stats\nmetrics:\n- name: c\n  type: counter\n  params: [{name: version, value: v2}]\n  jqExpression: .conversions.count\n".into(),
         ),
         _ => (404, "text/plain".into(), "not found".into()),
+    }
     })
 }
 
@@ -328,15 +426,24 @@ auth:
     assert_eq!(insights.latest(0, "search/hits"), Some(2.0));
     // v3: the API answers null: unavailable, with the reason
     assert!(insights.unavailable_metrics[2]["shop/conversion-rate"].contains("no data"));
-    assert_eq!(insights.metrics_info["shop/conversion-rate"].description, "");
-    assert_eq!(insights.metrics_info["shop/conversions"].description, "Conversions");
+    assert_eq!(
+        insights.metrics_info["shop/conversion-rate"].description,
+        ""
+    );
+    assert_eq!(
+        insights.metrics_info["shop/conversions"].description,
+        "Conversions"
+    );
 
     let reqs = srv.requests();
     let shop: Vec<&Seen> = reqs.iter().filter(|r| r.path == "/stats").collect();
     assert_eq!(shop.len(), 6);
     assert_eq!(shop[0].method, "GET");
     assert_eq!(shop[0].header("x-team"), Some("GROWTH"));
-    assert_eq!(shop[0].header("authorization"), Some("Bearer s3cr3t-token-value"));
+    assert_eq!(
+        shop[0].header("authorization"),
+        Some("Bearer s3cr3t-token-value")
+    );
     assert_eq!(
         shop[0].header("content-type"),
         Some("application/json;charset=utf-8")
@@ -400,21 +507,33 @@ templates:
     let u = &insights.unavailable_metrics[0];
     assert!(u["down/m"].contains("cannot connect"), "{}", u["down/m"]);
     assert!(u["broken/m"].contains("HTTP 500"), "{}", u["broken/m"]);
-    assert!(u["broken/m"].contains("database on fire"), "{}", u["broken/m"]);
+    assert!(
+        u["broken/m"].contains("database on fire"),
+        "{}",
+        u["broken/m"]
+    );
     assert!(u["text/m"].contains("not JSON"), "{}", u["text/m"]);
     assert!(u["word/m"].contains("not a number"), "{}", u["word/m"]);
     // visible in the result
     let y = serde_yaml::to_string(&insights).unwrap();
-    assert!(y.contains("unavailableMetrics") && y.contains("cannot connect"), "{y}");
+    assert!(
+        y.contains("unavailableMetrics") && y.contains("cannot connect"),
+        "{y}"
+    );
 
     // failOnError: the same outage fails the task, naming the metric.
     let mut insights = Insights::default();
     let yaml = format!(
         "templates:\n  down: |\n    url: http://127.0.0.1:{down}/api\n    metrics: [{{name: m, type: gauge, jqExpression: .x}}]\nfailOnError: true\n"
     );
-    let e = run_task(&yaml, &mut insights, Utc::now()).await.unwrap_err();
+    let e = run_task(&yaml, &mut insights, Utc::now())
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("failOnError") && msg.contains("down/m"), "{msg}");
+    assert!(
+        msg.contains("failOnError") && msg.contains("down/m"),
+        "{msg}"
+    );
     assert!(insights.unavailable_metrics[0].contains_key("down/m"));
 }
 
@@ -424,7 +543,10 @@ async fn template_errors_name_provider_and_line() {
         // bad syntax (unclosed action) on line 2
         ("url: http://h\nmetrics: {{ .x\n", "line 2"),
         // unknown function on line 3
-        ("url: http://h\nmetrics:\n- name: {{ nosuchfunc .x }}\n", "nosuchfunc"),
+        (
+            "url: http://h\nmetrics:\n- name: {{ nosuchfunc .x }}\n",
+            "nosuchfunc",
+        ),
         // missing value on line 4
         (
             "url: http://h\nmetrics:\n- name: a\n  type: {{ .kind }}\n  jqExpression: .x\n",
@@ -519,8 +641,16 @@ auth:
         Some("Basic YWxpY2U6cGE1NS13MHJkLXh5eg==")
     );
     let out = serde_yaml::to_string(&insights).unwrap() + &logs.text();
-    assert!(logs.text().contains("metric unavailable"), "logs: {}", logs.text());
-    for secret in ["env-t0ken-abc", "pa55-w0rd-xyz", "YWxpY2U6cGE1NS13MHJkLXh5eg"] {
+    assert!(
+        logs.text().contains("metric unavailable"),
+        "logs: {}",
+        logs.text()
+    );
+    for secret in [
+        "env-t0ken-abc",
+        "pa55-w0rd-xyz",
+        "YWxpY2U6cGE1NS13MHJkLXh5eg",
+    ] {
         assert!(!out.contains(secret), "{secret} leaked: {out}");
     }
 

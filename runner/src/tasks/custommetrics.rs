@@ -169,7 +169,10 @@ impl TemplateSource {
                 } else if let Some(path) = s.strip_prefix("file://") {
                     Ok(Source::File(path))
                 } else if s.trim().is_empty() {
-                    Err("empty; give builtin:prometheus, a URL, a file path or the template text".into())
+                    Err(
+                        "empty; give builtin:prometheus, a URL, a file path or the template text"
+                            .into(),
+                    )
                 } else {
                     Ok(Source::File(s.trim()))
                 }
@@ -232,7 +235,9 @@ impl ProviderAuth {
                 .map_err(|_| format!("environment variable {var} (bearer token) is not set"))?;
             let token = token.trim();
             if token.is_empty() {
-                return Err(format!("environment variable {var} (bearer token) is empty"));
+                return Err(format!(
+                    "environment variable {var} (bearer token) is empty"
+                ));
             }
             return Ok(format!("Bearer {token}"));
         }
@@ -363,13 +368,13 @@ impl CustomMetricsTask {
         }
         for (i, vv) in self.version_values.iter().enumerate() {
             if let Some(st) = vv.get("startingTime") {
-                parse_starting_time(st)
-                    .map_err(|m| TaskError::invalid(format!("versionValues[{i}].startingTime"), m))?;
+                parse_starting_time(st).map_err(|m| {
+                    TaskError::invalid(format!("versionValues[{i}].startingTime"), m)
+                })?;
             }
         }
         if let Some(st) = self.values.get("startingTime") {
-            parse_starting_time(st)
-                .map_err(|m| TaskError::invalid("values.startingTime", m))?;
+            parse_starting_time(st).map_err(|m| TaskError::invalid("values.startingTime", m))?;
         }
         Ok(())
     }
@@ -403,7 +408,10 @@ impl CustomMetricsTask {
         let elapsed = (now - start).num_seconds().max(0);
         let values_copy = merged.clone();
         if let serde_json::Value::Object(m) = &mut merged {
-            m.insert("elapsedTimeSeconds".into(), serde_json::Value::from(elapsed));
+            m.insert(
+                "elapsedTimeSeconds".into(),
+                serde_json::Value::from(elapsed),
+            );
             m.insert("Values".into(), values_copy);
             m.insert(
                 "Version".into(),
@@ -426,7 +434,10 @@ impl CustomMetricsTask {
             self.version_names.clone()
         };
         ctx.insights.ensure_versions(&names);
-        let timeout = self.timeout.map(|t| t.as_duration()).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = self
+            .timeout
+            .map(|t| t.as_duration())
+            .unwrap_or(DEFAULT_TIMEOUT);
         let mut failures: Vec<String> = Vec::new();
         ctx.progress
             .start("custommetrics", (n * self.templates.len()) as u64);
@@ -434,9 +445,10 @@ impl CustomMetricsTask {
         for (provider, src) in &self.templates {
             let text = load_template(provider, src, timeout).await?;
             let auth_header = match self.auth.get(provider) {
-                Some(a) => Some(a.header_value().map_err(|m| {
-                    TaskError::Failed(format!("auth.{provider}: {m}"))
-                })?),
+                Some(a) => Some(
+                    a.header_value()
+                        .map_err(|m| TaskError::Failed(format!("auth.{provider}: {m}")))?,
+                ),
                 None => None,
             };
             for version in 0..n {
@@ -470,8 +482,7 @@ impl CustomMetricsTask {
                         ),
                     );
                     let value =
-                        query_metric(&spec, &method, metric, auth_header.as_deref(), timeout)
-                            .await;
+                        query_metric(&spec, &method, metric, auth_header.as_deref(), timeout).await;
                     match value {
                         Ok(v) => ctx.insights.record(version, &full, v),
                         Err(reason) => {
@@ -548,9 +559,8 @@ async fn load_template(
             .map(str::to_string)
             .ok_or_else(|| TaskError::invalid(&field, format!("no builtin template {b:?}"))),
         Source::Inline(t) => Ok(t.to_string()),
-        Source::File(p) => std::fs::read_to_string(p).map_err(|e| {
-            TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))
-        }),
+        Source::File(p) => std::fs::read_to_string(p)
+            .map_err(|e| TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))),
         Source::Url(u) => {
             let resp = httpcall::send("GET", u, &[], None, timeout)
                 .await
@@ -645,8 +655,8 @@ pub fn jq_first_number(expr: &str, json: &[u8]) -> Result<f64, String> {
     use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
     use jaq_json::Val;
 
-    let input = jaq_json::read::parse_single(json)
-        .map_err(|e| format!("the response is not JSON: {e}"))?;
+    let input =
+        jaq_json::read::parse_single(json).map_err(|e| format!("the response is not JSON: {e}"))?;
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
@@ -708,7 +718,10 @@ mod tests {
             jq_first_number(".data.result[0].value[1] | tonumber", prom),
             Ok(1.5)
         );
-        assert_eq!(jq_first_number(".a[] | .x", br#"{"a":[{"x":3},{"x":4}]}"#), Ok(3.0));
+        assert_eq!(
+            jq_first_number(".a[] | .x", br#"{"a":[{"x":3},{"x":4}]}"#),
+            Ok(3.0)
+        );
         let none = br#"{"data":{"result":[]}}"#;
         assert!(jq_first_number(".data.result[0].value[1]", none)
             .unwrap_err()
@@ -719,7 +732,9 @@ mod tests {
         assert!(jq_first_number(".s", br#"{"s":"NaN"}"#)
             .unwrap_err()
             .contains("NaN"));
-        assert!(jq_first_number(".[", b"{}").unwrap_err().contains("does not parse"));
+        assert!(jq_first_number(".[", b"{}")
+            .unwrap_err()
+            .contains("does not parse"));
         assert!(jq_first_number("nosuchfn", b"{}")
             .unwrap_err()
             .contains("does not compile"));
@@ -742,13 +757,19 @@ templates:
         )
         .unwrap();
         t.validate().unwrap();
-        assert_eq!(t.templates["a"].resolve(), Ok(Source::Builtin("prometheus")));
+        assert_eq!(
+            t.templates["a"].resolve(),
+            Ok(Source::Builtin("prometheus"))
+        );
         assert_eq!(
             t.templates["b"].resolve(),
             Ok(Source::Url("https://example.com/x.tpl"))
         );
         assert_eq!(t.templates["c"].resolve(), Ok(Source::File("/etc/t.tpl")));
-        assert_eq!(t.templates["d"].resolve(), Ok(Source::Inline("url: {{ .u }}")));
+        assert_eq!(
+            t.templates["d"].resolve(),
+            Ok(Source::Inline("url: {{ .u }}"))
+        );
         assert_eq!(t.templates["e"].resolve(), Ok(Source::File("/x")));
         assert_eq!(t.metric_prefixes(), vec!["a", "b", "c", "d", "e"]);
 
@@ -768,7 +789,11 @@ templates:
             "templates: {a: builtin:istio}\nversionValues: [{}, {}]\nversionNames: [x]",
         )
         .unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("versionNames"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("versionNames"));
         assert!(serde_yaml::from_str::<CustomMetricsTask>("templates: {}\nbogus: 1").is_err());
     }
 

@@ -215,10 +215,40 @@ fn guess_line(text: &str, msg: &str) -> Option<usize> {
         .filter(|w| w.len() >= 3)
         .collect();
     const COMMON: &[&str] = &[
-        "template", "function", "defined", "argument", "arguments", "requires", "least",
-        "exactly", "unable", "convert", "value", "from", "the", "for", "not", "and", "with",
-        "error", "evaluating", "pipe", "field", "only", "maps", "objects", "have", "fields",
-        "cannot", "invalid", "range", "variable", "found", "number", "string", "expected",
+        "template",
+        "function",
+        "defined",
+        "argument",
+        "arguments",
+        "requires",
+        "least",
+        "exactly",
+        "unable",
+        "convert",
+        "value",
+        "from",
+        "the",
+        "for",
+        "not",
+        "and",
+        "with",
+        "error",
+        "evaluating",
+        "pipe",
+        "field",
+        "only",
+        "maps",
+        "objects",
+        "have",
+        "fields",
+        "cannot",
+        "invalid",
+        "range",
+        "variable",
+        "found",
+        "number",
+        "string",
+        "expected",
     ];
     for w in words {
         if !COMMON.contains(&w.to_ascii_lowercase().as_str()) {
@@ -372,8 +402,7 @@ fn text(v: &Value) -> String {
 
 fn float(name: &str, v: &Value) -> Result<f64, FuncError> {
     match v {
-        Value::Number(n) => num_f64(n)
-            .ok_or_else(|| err(format!("{name}: not a number: {v}"))),
+        Value::Number(n) => num_f64(n).ok_or_else(|| err(format!("{name}: not a number: {v}"))),
         Value::String(s) => s
             .trim()
             .parse::<f64>()
@@ -619,7 +648,9 @@ fn list(args: &[Value]) -> Result<Value, FuncError> {
 
 fn dict(args: &[Value]) -> Result<Value, FuncError> {
     if args.len() % 2 != 0 {
-        return Err(err("dict: needs key/value pairs (an even number of arguments)"));
+        return Err(err(
+            "dict: needs key/value pairs (an even number of arguments)",
+        ));
     }
     Ok(Value::Map(
         args.chunks(2)
@@ -777,7 +808,10 @@ fn indent(args: &[Value]) -> Result<Value, FuncError> {
 fn nindent(args: &[Value]) -> Result<Value, FuncError> {
     exactly("nindent", args, 2)?;
     let n = float("nindent", &args[0])?.max(0.0) as usize;
-    Ok(Value::String(format!("\n{}", indent_text(n, &text(&args[1])))))
+    Ok(Value::String(format!(
+        "\n{}",
+        indent_text(n, &text(&args[1]))
+    )))
 }
 
 fn kind_of(args: &[Value]) -> Result<Value, FuncError> {
@@ -807,7 +841,10 @@ mod tests {
     #[test]
     fn sprig_functions_behave_as_in_helm() {
         let d = json!({"a": "x", "n": 3, "labels": {"app": "web"}, "l": ["p", "q"]});
-        assert_eq!(r(r#"{{ .missing | default "d" }}"#, d.clone()).unwrap(), "d");
+        assert_eq!(
+            r(r#"{{ .missing | default "d" }}"#, d.clone()).unwrap(),
+            "d"
+        );
         assert_eq!(r(r#"{{ .a | default "d" }}"#, d.clone()).unwrap(), "x");
         assert_eq!(r(r#"{{ .a | quote }}"#, d.clone()).unwrap(), "\"x\"");
         assert_eq!(r(r#"{{ .a | upper }}"#, d.clone()).unwrap(), "X");
@@ -816,17 +853,32 @@ mod tests {
         assert_eq!(r(r#"{{ div 7 2 }}"#, d.clone()).unwrap(), "3");
         assert_eq!(r(r#"{{ mul .n 1.5 }}"#, d.clone()).unwrap(), "4.5");
         assert_eq!(r(r#"{{ divf 50 100 }}"#, d.clone()).unwrap(), "0.5");
-        assert_eq!(r(r#"{{ divf 99.9 100 }}"#, d.clone()).unwrap(), "0.9990000000000001");
+        assert_eq!(
+            r(r#"{{ divf 99.9 100 }}"#, d.clone()).unwrap(),
+            "0.9990000000000001"
+        );
         assert_eq!(r(r#"{{ max .n 10 }}"#, d.clone()).unwrap(), "10");
-        assert_eq!(r(r#"{{ replace "a" "b" "banana" }}"#, d.clone()).unwrap(), "bbnbnb");
-        assert_eq!(r(r#"{{ toJson .labels }}"#, d.clone()).unwrap(), r#"{"app":"web"}"#);
+        assert_eq!(
+            r(r#"{{ replace "a" "b" "banana" }}"#, d.clone()).unwrap(),
+            "bbnbnb"
+        );
+        assert_eq!(
+            r(r#"{{ toJson .labels }}"#, d.clone()).unwrap(),
+            r#"{"app":"web"}"#
+        );
         assert_eq!(
             r(r#"{{ toJson (dict "k" (list 1 "two")) }}"#, d.clone()).unwrap(),
             r#"{"k":[1,"two"]}"#
         );
         assert_eq!(r(r#"{{ "a b" | b64enc }}"#, d.clone()).unwrap(), "YSBi");
-        assert_eq!(r(r#"{{ printf "%d-%s" .n .a }}"#, d.clone()).unwrap(), "3-x");
-        assert_eq!(r(r#"{{ "a b&c" | urlquery }}"#, d.clone()).unwrap(), "a+b%26c");
+        assert_eq!(
+            r(r#"{{ printf "%d-%s" .n .a }}"#, d.clone()).unwrap(),
+            "3-x"
+        );
+        assert_eq!(
+            r(r#"{{ "a b&c" | urlquery }}"#, d.clone()).unwrap(),
+            "a+b%26c"
+        );
         assert_eq!(r(r#"{{ kindOf .labels }}"#, d.clone()).unwrap(), "map");
         assert_eq!(r(r#"{{ float64 "1.5" }}"#, d.clone()).unwrap(), "1.5");
         assert_eq!(r(r#"{{ int 2.7 }}"#, d.clone()).unwrap(), "2");
@@ -844,7 +896,10 @@ mod tests {
     #[test]
     fn syntax_errors_name_template_and_line() {
         let e = r("a: 1\nb: {{ .x \n", json!({})).unwrap_err();
-        assert!(matches!(e, TemplateError::Parse { line: Some(2), .. }), "{e}");
+        assert!(
+            matches!(e, TemplateError::Parse { line: Some(2), .. }),
+            "{e}"
+        );
         let e = r("a: 1\nb: 2\nc: {{ nosuchfn .x }}\n", json!({})).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("\"t\" line 3"), "{msg}");
@@ -862,9 +917,15 @@ mod tests {
                 snippet: "b: <no value>".into()
             }
         );
-        let e = r("a: 1\n\nq: {{ required \"set labels\" .labels }}\n", json!({}))
-            .unwrap_err();
+        let e = r(
+            "a: 1\n\nq: {{ required \"set labels\" .labels }}\n",
+            json!({}),
+        )
+        .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("line 3") && msg.contains("set labels"), "{msg}");
+        assert!(
+            msg.contains("line 3") && msg.contains("set labels"),
+            "{msg}"
+        );
     }
 }

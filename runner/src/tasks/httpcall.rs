@@ -88,9 +88,7 @@ async fn send_inner(
     body: Option<Vec<u8>>,
 ) -> Result<HttpResponse, String> {
     let shown = redact_url(url);
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("bad URL {shown:?}: {e}"))?;
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {shown:?}: {e}"))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
@@ -113,7 +111,13 @@ async fn send_inner(
         .unwrap_or_else(|| "/".to_string());
     let authority = uri
         .authority()
-        .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string())
+        .map(|a| {
+            a.as_str()
+                .rsplit('@')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .unwrap_or_default();
 
     let mut req = http::Request::builder()

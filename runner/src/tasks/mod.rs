@@ -101,6 +101,7 @@ impl Progress {
         self.label.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
+pub mod custommetrics;
 pub mod gotemplate;
 pub mod httpcall;
-pub mod custommetrics;
+pub mod notify;
