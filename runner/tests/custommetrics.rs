@@ -1,5 +1,6 @@
 //! The `custommetrics` task against a real Prometheus (Debian package `prometheus`, started
 //! here on 127.0.0.1 scraping a local target every second) and against local REST servers.
+#![allow(clippy::unwrap_used)] // test support helpers outside #[test] fns
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The `notify` task against a local HTTP receiver: generic, Slack and GitHub forms,
 //! softFailure, and secrets that never show up.
+#![allow(clippy::unwrap_used)] // test support helpers outside #[test] fns
 
 mod common;
 
@@ -324,7 +325,7 @@ fn summary_from_result_and_validation() {
     assert_eq!(s.failure_reason.as_deref(), Some("task 2 (assess): boom"));
     assert_eq!(s.num_loops, Some(3));
     assert!(!s.slos_satisfied);
-    assert_eq!(s.versions[0].slos[0].satisfied, true);
+    assert!(s.versions[0].slos[0].satisfied);
     assert_eq!(s.versions[1].slos[0].value, Some(250.0));
     let slack = iter8::tasks::notify::slack_payload(&s);
     assert_eq!(slack["text"], "Iter8 experiment: ❌ failed");

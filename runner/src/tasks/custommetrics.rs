@@ -823,6 +823,17 @@ versionNames: [stable, canary]
         assert_eq!(d1["labels"]["app"], "web");
         assert_eq!(d1["elapsedTimeSeconds"], 642);
         assert_eq!(d1["Version"]["name"], "canary");
+        // the task's startingTime moves the window start of versions without their own
+        let mut t2 = t.clone();
+        t2.starting_time = Some(start - chrono::Duration::seconds(100));
+        assert_eq!(
+            t2.template_data(0, start, now).unwrap()["elapsedTimeSeconds"],
+            142
+        );
+        assert_eq!(
+            t2.template_data(1, start, now).unwrap()["elapsedTimeSeconds"],
+            642
+        );
     }
 
     #[test]
