@@ -9,14 +9,16 @@ Rendered per version with the task's `values` merged with that version's `versio
   reporter            reporter label (default destination)
   latencyPercentiles  percentiles computed with histogram_quantile (default [50, 90, 95, 99])
   counterFunction     last_over_time (default, as Iter8) or increase
-  elapsedTimeSeconds  implicit: now minus startingTime (or the experiment's start)
+  minWindowSeconds    shortest window, so that a scrape falls inside it (default 60)
+  elapsedTimeSeconds  implicit: now minus startingTime (or the experiment's start);
+                      the window is [max(elapsedTimeSeconds, minWindowSeconds) s]
 Metrics: request-count, error-count (5xx), error-rate, latency-mean (ms), latency-p<P> (ms).
 */ -}}
 {{- define "selector" -}}
 reporter="{{ .reporter | default "destination" }}",
-{{- range $k, $v := .labels }}{{ $k }}="{{ $v }}",{{ end -}}
+{{- range $k, $v := (.labels | default (dict)) }}{{ $k }}="{{ $v }}",{{ end -}}
 {{- end -}}
-{{- $w := printf "%ds" (max .elapsedTimeSeconds 1) -}}
+{{- $w := printf "%ds" (max .elapsedTimeSeconds (.minWindowSeconds | default 60)) -}}
 {{- $fn := .counterFunction | default "last_over_time" -}}
 url: {{ .prometheusURL | default "http://prometheus.istio-system:9090" | trimSuffix "/" }}/api/v1/query
 method: GET

@@ -13,14 +13,16 @@ Rendered per version with the task's `values` merged with that version's `versio
   counterFunction     how counters are read over the window [elapsedTimeSeconds s]:
                       last_over_time (default: totals since the version started, as Iter8)
                       or increase (growth during the window only)
-  elapsedTimeSeconds  implicit: now minus startingTime (or the experiment's start)
+  minWindowSeconds    shortest window, so that a scrape falls inside it (default 60)
+  elapsedTimeSeconds  implicit: now minus startingTime (or the experiment's start);
+                      the window is [max(elapsedTimeSeconds, minWindowSeconds) s]
 Metrics (prefix = the provider name in `templates`): request-count, error-count, error-rate,
 latency-mean (ms), latency-p<P> (ms).
 */ -}}
 {{- define "selector" -}}
-{{- range $k, $v := .labels }}{{ $k }}="{{ $v }}",{{ end -}}
+{{- range $k, $v := (.labels | default (dict)) }}{{ $k }}="{{ $v }}",{{ end -}}
 {{- end -}}
-{{- $w := printf "%ds" (max .elapsedTimeSeconds 1) -}}
+{{- $w := printf "%ds" (max .elapsedTimeSeconds (.minWindowSeconds | default 60)) -}}
 {{- $fn := .counterFunction | default "last_over_time" -}}
 {{- $req := .requestsMetric | default "http_requests_total" -}}
 {{- $err := .errorMatcher | default "code=~\"5..\"" -}}

@@ -860,9 +860,14 @@ versionNames: [stable, canary]
             );
             let q = &spec.metrics[0].params.as_ref().unwrap()[0].value;
             assert!(q.contains("app=\"web\""), "{q}");
-            assert!(q.contains("[1s]"), "{q}");
+            assert!(q.contains("[60s]"), "{q}");
             let p50 = &spec.metrics[4].params.as_ref().unwrap()[0].value;
             assert!(p50.contains("histogram_quantile(0.5,"), "{p50}");
+            // a window as long as the elapsed time, once longer than the minimum
+            let later = serde_json::json!({"elapsedTimeSeconds": 90});
+            let spec = render_spec(name, text, &later).unwrap();
+            let q = &spec.metrics[0].params.as_ref().unwrap()[0].value;
+            assert!(q.contains("[90s]"), "{q}");
         }
     }
 }

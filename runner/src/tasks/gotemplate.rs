@@ -8,6 +8,10 @@
 //! naming the template and the line, because a half-rendered query is never what the user
 //! meant.
 //!
+//! Differences from Go that template authors may meet: `range` over a missing value is an
+//! error (give a default: `range (.labels | default (dict))`), and `range` over a map is
+//! unordered (use `range $k := keys .m` for a sorted walk).
+//!
 //! Functions: the Go builtins (`eq ne lt le gt ge len and or not urlquery print println
 //! printf index call`) plus `default empty coalesce required fail ternary quote squote
 //! toJson toJSON toPrettyJson toString upper lower title trim trimAll trimPrefix trimSuffix
@@ -193,6 +197,20 @@ fn nearest_action_line(text: &str, line: usize) -> usize {
 }
 
 fn render_error(name: &str, text: &str, msg: &str) -> TemplateError {
+    if msg.starts_with("invalid range") {
+        // gtmpl (unlike Go) refuses to range over a missing value
+        let line = text
+            .lines()
+            .position(|l| l.contains("range"))
+            .map(|i| i + 1);
+        return TemplateError::Render {
+            name: name.to_string(),
+            line,
+            message: format!(
+                "{msg}: range over a missing value; set it, or give a default, e.g. `range (.labels | default (dict))`"
+            ),
+        };
+    }
     TemplateError::Render {
         name: name.to_string(),
         line: guess_line(text, msg),
