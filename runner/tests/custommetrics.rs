@@ -364,6 +364,7 @@ fn json_server_handler() -> common::Handler {
             (200, "application/json".into(), format!(r#"{{"hits":[{n}]}}"#))
         }
         "/broken" => (500, "text/plain".into(), "database on fire".into()),
+        "/echo" => (401, "text/plain".into(), format!("denied: {:?}", s.headers)),
         "/text" => (200, "text/plain".into(), "hello".into()),
         "/template" => (
             200,
@@ -619,7 +620,7 @@ async fn auth_from_env_and_basic_auth_files_never_logged() {
         r#"
 templates:
   a: |
-    url: {base}/broken
+    url: {base}/echo
     metrics: [{{name: m, type: gauge, jqExpression: .x}}]
   b: |
     url: {base}/stats
@@ -633,13 +634,19 @@ auth:
     );
     run_task(&yaml, &mut insights, Utc::now()).await.unwrap();
     let reqs = srv.requests();
-    let a = reqs.iter().find(|r| r.path == "/broken").unwrap();
+    let a = reqs.iter().find(|r| r.path == "/echo").unwrap();
     assert_eq!(a.header("authorization"), Some("Bearer env-t0ken-abc"));
     let b = reqs.iter().find(|r| r.path == "/stats").unwrap();
     // base64("alice:pa55-w0rd-xyz")
     assert_eq!(
         b.header("authorization"),
         Some("Basic YWxpY2U6cGE1NS13MHJkLXh5eg==")
+    );
+    // the server echoed the token back: the reason is scrubbed
+    let why = &insights.unavailable_metrics[0]["a/m"];
+    assert!(
+        why.contains("HTTP 401") && why.contains("Bearer ***"),
+        "{why}"
     );
     let out = serde_yaml::to_string(&insights).unwrap() + &logs.text();
     assert!(

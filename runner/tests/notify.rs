@@ -293,13 +293,36 @@ async fn soft_failure_and_secrets_never_leak() {
         "{err}"
     );
 
+    // generic form with a bearer token from the environment, echoed back by the server
+    std::env::set_var("ITER8_TEST_NOTIFY_TOKEN", "generic-t0ken-987");
+    let task: NotifyTask = serde_yaml::from_str(&format!(
+        "url: {}\nauth: {{bearerTokenEnv: ITER8_TEST_NOTIFY_TOKEN}}\n",
+        srv.url("/generic")
+    ))
+    .unwrap();
+    let err2 = run(&task, &mut ins).await.unwrap_err().to_string();
+    assert!(
+        err2.contains("HTTP 401") && err2.contains("Bearer ***"),
+        "{err2}"
+    );
+    let generic = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/generic")
+        .unwrap();
+    assert_eq!(
+        generic.header("authorization"),
+        Some("Bearer generic-t0ken-987")
+    );
+    let err = format!("{err}\n{err2}");
+
     let result = {
         let mut r = ExperimentResult::new(3);
         r.insights = Some(ins);
         serde_yaml::to_string(&r).unwrap()
     };
     let everything = format!("{err}\n{}\n{result}", logs.text());
-    for secret in ["ghp_SECRET_abc123", "HOOKSECRET"] {
+    for secret in ["ghp_SECRET_abc123", "HOOKSECRET", "generic-t0ken-987"] {
         assert!(
             !everything.contains(secret),
             "{secret} leaked:\n{everything}"

@@ -226,20 +226,26 @@ impl ProviderAuth {
 
     /// The `Authorization` header value. Errors name the file or variable, never the secret.
     pub fn header_value(&self) -> Result<String, String> {
+        self.header_and_secrets().map(|(h, _)| h)
+    }
+
+    /// The `Authorization` header value, and the secret strings in it (to scrub from any
+    /// message: a server may echo them back).
+    pub fn header_and_secrets(&self) -> Result<(String, Vec<String>), String> {
         if let Some(path) = &self.bearer_token_file {
             let token = read_secret_file(path)?;
-            return Ok(format!("Bearer {token}"));
+            return Ok((format!("Bearer {token}"), vec![token]));
         }
         if let Some(var) = &self.bearer_token_env {
             let token = std::env::var(var)
                 .map_err(|_| format!("environment variable {var} (bearer token) is not set"))?;
-            let token = token.trim();
+            let token = token.trim().to_string();
             if token.is_empty() {
                 return Err(format!(
                     "environment variable {var} (bearer token) is empty"
                 ));
             }
-            return Ok(format!("Bearer {token}"));
+            return Ok((format!("Bearer {token}"), vec![token]));
         }
         if let Some(b) = &self.basic_auth {
             let user = match (&b.username, &b.username_file) {
@@ -250,10 +256,19 @@ impl ProviderAuth {
             let pass = read_secret_file(&b.password_file)?;
             use base64::Engine as _;
             let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            return Ok(format!("Basic {enc}"));
+            return Ok((format!("Basic {enc}"), vec![enc, pass]));
         }
         Err("no credentials configured".into())
     }
+}
+
+/// Replace every secret in `msg` by `***`.
+pub fn scrub(msg: &str, secrets: &[String]) -> String {
+    let mut out = msg.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
 }
 
 /// Read a credential file (trailing newline removed). Errors name the path only.
@@ -444,12 +459,14 @@ impl CustomMetricsTask {
 
         for (provider, src) in &self.templates {
             let text = load_template(provider, src, timeout).await?;
-            let auth_header = match self.auth.get(provider) {
-                Some(a) => Some(
-                    a.header_value()
-                        .map_err(|m| TaskError::Failed(format!("auth.{provider}: {m}")))?,
-                ),
-                None => None,
+            let (auth_header, secrets) = match self.auth.get(provider) {
+                Some(a) => {
+                    let (h, s) = a
+                        .header_and_secrets()
+                        .map_err(|m| TaskError::Failed(format!("auth.{provider}: {m}")))?;
+                    (Some(h), s)
+                }
+                None => (None, Vec::new()),
             };
             for version in 0..n {
                 let data = self.template_data(version, ctx.experiment_start, Utc::now())?;
@@ -486,6 +503,7 @@ impl CustomMetricsTask {
                     match value {
                         Ok(v) => ctx.insights.record(version, &full, v),
                         Err(reason) => {
+                            let reason = scrub(&reason, &secrets);
                             errors = true;
                             tracing::warn!(
                                 provider = provider.as_str(),

@@ -27,7 +27,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::custommetrics::{read_secret_file, ProviderAuth};
+use super::custommetrics::{read_secret_file, scrub, ProviderAuth};
 use super::gotemplate;
 use super::httpcall;
 use super::{TaskContext, TaskError};
@@ -426,12 +426,7 @@ impl NotifyTask {
         match result {
             Ok(()) => Ok(()),
             Err(msg) => {
-                let mut msg = msg.replace(&call.url, &call.shown_url);
-                for s in &call.secrets {
-                    if !s.is_empty() {
-                        msg = msg.replace(s.as_str(), "***");
-                    }
-                }
+                let msg = scrub(&msg.replace(&call.url, &call.shown_url), &call.secrets);
                 self.soft(TaskError::Failed(format!("notify: {msg}")))
             }
         }
@@ -553,12 +548,10 @@ impl NotifyTask {
             .collect();
         let url = httpcall::with_query(&base, &params);
         if let Some(a) = &self.auth {
-            let value = a
-                .header_value()
+            let (value, creds) = a
+                .header_and_secrets()
                 .map_err(|m| TaskError::Failed(format!("notify: auth: {m}")))?;
-            if let Some((_, cred)) = value.split_once(' ') {
-                secrets.push(cred.to_string());
-            }
+            secrets.extend(creds);
             headers.push(("Authorization".into(), value));
         }
         for (k, v) in &self.headers {
