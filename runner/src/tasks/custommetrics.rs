@@ -816,6 +816,29 @@ templates:
     }
 
     #[test]
+    fn json_schema_documents_the_inputs() {
+        let schema = serde_json::to_value(schemars::schema_for!(CustomMetricsTask)).unwrap();
+        let props = &schema["properties"];
+        for key in [
+            "templates",
+            "values",
+            "versionValues",
+            "versionNames",
+            "startingTime",
+            "auth",
+            "failOnError",
+            "timeout",
+        ] {
+            assert!(props.get(key).is_some(), "{key} missing from {schema}");
+        }
+        assert_eq!(schema["additionalProperties"], false);
+        assert!(props["templates"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("builtin:prometheus"));
+    }
+
+    #[test]
     fn values_merge_per_version_with_elapsed_time() {
         let t: CustomMetricsTask = serde_yaml::from_str(
             r#"

@@ -912,6 +912,35 @@ mod tests {
     }
 
     #[test]
+    fn iter8_style_templates_with_define_and_fail() {
+        let t = r#"{{- define "labels" }}
+{{- range $key, $val := .labels }}
+{{- if or (eq (kindOf $val) "slice") (eq (kindOf $val) "map") }}
+{{- fail (printf "labels should be primitive but %s is not" $key) }}
+{{- end }}{{ $key }}="{{ $val }}",
+{{- end }}
+{{- end -}}
+q: sum(m{ {{- template "labels" . }}}[{{ .elapsedTimeSeconds }}s])"#;
+        let out = r(
+            t,
+            json!({"labels": {"app": "web"}, "elapsedTimeSeconds": 5}),
+        )
+        .unwrap();
+        assert_eq!(out, "q: sum(m{app=\"web\",}[5s])");
+        let e = r(
+            t,
+            json!({"labels": {"app": ["x"]}, "elapsedTimeSeconds": 5}),
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("labels should be primitive but app is not"),
+            "{msg}"
+        );
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
     fn syntax_errors_name_template_and_line() {
         let e = r("a: 1\nb: {{ .x \n", json!({})).unwrap_err();
         assert!(
