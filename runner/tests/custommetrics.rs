@@ -670,3 +670,59 @@ auth:
         .to_string();
     assert!(e.contains("/nonexistent/token"), "{e}");
 }
+
+#[tokio::test]
+async fn assess_over_custom_metrics_with_a_missing_one() {
+    use iter8::tasks::assess::AssessTask;
+    let srv = TestServer::start(json_server_handler()).await;
+    let yaml = format!(
+        r#"
+templates:
+  shop: |
+    url: {base}/stats
+    metrics:
+    - name: conversion-rate
+      type: gauge
+      params: [{{name: version, value: "{{{{ .version }}}}"}}]
+      jqExpression: .conversions.rate
+    - name: conversions
+      type: counter
+      params: [{{name: version, value: "{{{{ .version }}}}"}}]
+      jqExpression: .conversions.count
+versionValues: [{{version: v1}}, {{version: v2}}, {{version: v3}}]
+versionNames: [v1, v2, v3]
+"#,
+        base = srv.url("")
+    );
+    let cm: CustomMetricsTask = serde_yaml::from_str(&yaml).unwrap();
+    let assess: AssessTask = serde_yaml::from_str(
+        "SLOs:\n  lower: {shop/conversion-rate: 0.1}\n  upper: {shop/conversions: 50}\nrewards: {max: [shop/conversion-rate]}\n",
+    )
+    .unwrap();
+    assess.validate().unwrap();
+    // the engine checks assess's metrics against the prefixes of earlier tasks
+    assess.check_metrics(&cm.metric_prefixes()).unwrap();
+
+    let mut insights = Insights::default();
+    let progress = Progress::default();
+    let mut ctx = TaskContext {
+        index: 0,
+        experiment_start: Utc::now(),
+        namespace: None,
+        insights: &mut insights,
+        progress: &progress,
+        kube: None,
+    };
+    cm.run(&mut ctx).await.unwrap();
+    ctx.index = 1;
+    assess.run(&mut ctx).await.unwrap();
+
+    // v1: rate 0.12 >= 0.1, count 34 <= 50: satisfied. v2: rate 0.31 ok, count 80 > 50.
+    // v3: the API has no data: both metrics missing, so neither SLO is satisfied.
+    let sat = insights.slos_satisfied.clone().unwrap();
+    assert_eq!(sat.lower, vec![vec![true, true, false]]);
+    assert_eq!(sat.upper, vec![vec![true, false, false]]);
+    assert!(insights.unavailable_metrics[2].contains_key("shop/conversion-rate"));
+    // the reward winner is v2 (0.31)
+    assert_eq!(insights.reward_winners.as_ref().unwrap().max, vec![Some(1)]);
+}

@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use crate::model::Insights;
 
 pub mod assess;
+pub mod custommetrics;
+pub mod gotemplate;
+pub mod httpcall;
+pub mod notify;
 pub mod run;
 
 /// Why a task could not be run or failed.
@@ -101,7 +105,3 @@ impl Progress {
         self.label.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
-pub mod custommetrics;
-pub mod gotemplate;
-pub mod httpcall;
-pub mod notify;
