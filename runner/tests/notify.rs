@@ -357,6 +357,13 @@ fn summary_from_result_and_validation() {
         .unwrap()
         .contains("*Failure:* task 2 (assess): boom"));
 
+    let mut ok = ExperimentResult::new(1);
+    ok.num_completed_tasks = 1;
+    ok.num_loops = 1;
+    let slack = iter8::tasks::notify::slack_payload(&Summary::from_result(&ok));
+    assert_eq!(slack["text"], "Iter8 experiment: ✅ no failure");
+    assert_eq!(slack["blocks"].as_array().unwrap().len(), 2);
+
     for (yaml, field) in [
         ("{}", "url"),
         ("{url: 'http://a', slack: {url: 'http://b'}}", "url"),

@@ -641,6 +641,8 @@ pub fn slack_payload(s: &Summary) -> serde_json::Value {
         "⚠️ SLOs not satisfied".to_string()
     } else if s.completed == Some(false) {
         "⏳ not completed".to_string()
+    } else if s.versions.iter().all(|v| v.slos.is_empty()) {
+        "✅ no failure".to_string()
     } else {
         "✅ SLOs satisfied".to_string()
     };
