@@ -11,6 +11,7 @@ use crate::model::condition::Condition;
 use crate::model::spec::{parse_experiment, Experiment, SpecError, Task, TaskSpec};
 use crate::model::{ExperimentResult, FailedTask, Insights};
 use crate::store::{Store, StoreError};
+use crate::tasks::notify::Summary;
 use crate::tasks::{Progress, TaskContext, TaskError};
 
 /// Why an experiment could not be run at all (as opposed to a task failing, which is a
@@ -287,6 +288,11 @@ pub async fn run_plan<S: Store>(
         }
         tracing::info!("{label}: started");
         let started = std::time::Instant::now();
+        // notify reports on the whole result (loops, failure), not only the insights.
+        let summary = match &task.spec {
+            TaskSpec::Notify(_) => Some(Summary::from_result(&result)),
+            _ => None,
+        };
         let outcome = {
             let experiment_start = result.start_time;
             let mut ctx = TaskContext {
@@ -298,7 +304,12 @@ pub async fn run_plan<S: Store>(
                 kube: options.kube.clone(),
             };
             tokio::select! {
-                r = task.spec.run(&mut ctx) => r,
+                r = async {
+                    match (&task.spec, &summary) {
+                        (TaskSpec::Notify(n), Some(s)) => n.run_with_summary(s).await,
+                        _ => task.spec.run(&mut ctx).await,
+                    }
+                } => r,
                 () = stopped(&options.stop) => Err(TaskError::Failed(INTERRUPTED.to_string())),
             }
         };

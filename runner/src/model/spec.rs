@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
 use crate::tasks::assess::AssessTask;
+use crate::tasks::custommetrics::CustomMetricsTask;
+use crate::tasks::notify::NotifyTask;
 use crate::tasks::run::RunTask;
 use crate::tasks::{TaskContext, TaskError};
 
@@ -81,6 +83,10 @@ impl Task {
 pub enum TaskSpec {
     /// Assess SLOs and rewards against the metrics of earlier tasks.
     Assess(AssessTask),
+    /// Query metrics backends (Prometheus, any REST/JSON API) through provider templates.
+    CustomMetrics(CustomMetricsTask),
+    /// Send the experiment's summary to a webhook, Slack or GitHub.
+    Notify(NotifyTask),
     /// A shell script (`run:` envelope; not selectable as `task: run`).
     #[serde(skip)]
     #[schemars(skip)]
@@ -92,6 +98,8 @@ impl TaskSpec {
     pub fn name(&self) -> &'static str {
         match self {
             TaskSpec::Assess(_) => "assess",
+            TaskSpec::CustomMetrics(_) => "custommetrics",
+            TaskSpec::Notify(_) => "notify",
             TaskSpec::Run(_) => "run",
         }
     }
@@ -100,6 +108,8 @@ impl TaskSpec {
     pub fn validate(&self) -> Result<(), TaskError> {
         match self {
             TaskSpec::Assess(t) => t.validate(),
+            TaskSpec::CustomMetrics(t) => t.validate(),
+            TaskSpec::Notify(t) => t.validate(),
             TaskSpec::Run(t) => t.validate(),
         }
     }
@@ -108,6 +118,8 @@ impl TaskSpec {
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
         match self {
             TaskSpec::Assess(t) => t.run(ctx).await,
+            TaskSpec::CustomMetrics(t) => t.run(ctx).await,
+            TaskSpec::Notify(t) => t.run(ctx).await,
             TaskSpec::Run(t) => t.run(ctx).await,
         }
     }
@@ -115,7 +127,8 @@ impl TaskSpec {
     /// Prefixes of the metric names the task produces (`http`, `http-v1`, ...).
     pub fn metric_prefixes(&self) -> Vec<String> {
         match self {
-            TaskSpec::Assess(_) | TaskSpec::Run(_) => Vec::new(),
+            TaskSpec::CustomMetrics(t) => t.metric_prefixes(),
+            TaskSpec::Assess(_) | TaskSpec::Notify(_) | TaskSpec::Run(_) => Vec::new(),
         }
     }
 }

@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use crate::model::Insights;
 
 pub mod assess;
+pub mod custommetrics;
+pub mod gotemplate;
+pub mod httpcall;
+pub mod notify;
 pub mod run;
 
 /// Why a task could not be run or failed.
