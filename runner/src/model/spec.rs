@@ -79,6 +79,8 @@ impl Task {
 /// The tasks an experiment can hold: `task: <name>` selects the variant, `with:` holds
 /// its inputs.
 #[derive(Deserialize, JsonSchema, Clone, Debug)]
+// A handful of tasks parsed once per experiment: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[serde(tag = "task", content = "with", rename_all = "lowercase")]
 pub enum TaskSpec {
     /// Assess SLOs and rewards against the metrics of earlier tasks.
