@@ -154,7 +154,7 @@ pub struct ExperimentDocument {
 
 /// One entry of `spec`: a task (`task` + `with`) or a shell step (`run`).
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::large_enum_variant)]
 #[serde(untagged)]
 enum TaskEntry {
     Task {
