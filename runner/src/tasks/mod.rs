@@ -5,8 +5,6 @@
 //! - `async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError>`, which adds
 //!   what it found to `ctx.insights`.
 
-pub mod http;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -15,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::model::Insights;
 
 pub mod assess;
+pub mod http;
 pub mod run;
 
 /// Why a task could not be run or failed.
