@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use k8s_pb::api::core::v1::Secret;
+use k8s_pb::api::core::v1::{ConfigMap, Secret};
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
 use serde_json::{json, Map, Value};
@@ -17,20 +17,7 @@ fn map_json(m: &BTreeMap<String, String>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }
 
-/// Decodes a protobuf Secret body into the JSON object the store keeps.
-pub fn decode_secret(body: &[u8]) -> Result<Value, ApiError> {
-    let rest = body.strip_prefix(MAGIC).ok_or_else(|| {
-        ApiError::bad_request("protobuf body does not start with the k8s\\0 magic prefix")
-    })?;
-    let unknown = Unknown::decode(rest)
-        .map_err(|e| ApiError::bad_request(format!("decoding runtime.Unknown: {e}")))?;
-    let tm = unknown.type_meta.unwrap_or_default();
-    let api_version = tm.api_version.unwrap_or_default();
-    let kind = tm.kind.unwrap_or_default();
-    let raw = unknown.raw.unwrap_or_default();
-    let secret = Secret::decode(raw.as_slice())
-        .map_err(|e| ApiError::bad_request(format!("decoding v1.Secret: {e}")))?;
-    let md = secret.metadata.unwrap_or_default();
+fn meta_json(md: k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
     let mut meta = Map::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|s| !s.is_empty()) {
@@ -54,31 +41,80 @@ pub fn decode_secret(body: &[u8]) -> Result<Value, ApiError> {
     if !md.finalizers.is_empty() {
         meta.insert("finalizers".into(), json!(md.finalizers));
     }
-    let mut obj = json!({
-        "apiVersion": if api_version.is_empty() { "v1".to_string() } else { api_version },
-        "kind": if kind.is_empty() { "Secret".to_string() } else { kind },
-        "metadata": Value::Object(meta),
-    });
-    if !secret.data.is_empty() {
-        let enc = base64::engine::general_purpose::STANDARD;
-        obj["data"] = Value::Object(
-            secret
-                .data
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(enc.encode(v))))
-                .collect(),
-        );
+    Value::Object(meta)
+}
+
+fn bytes_json(m: &BTreeMap<String, Vec<u8>>) -> Value {
+    let enc = base64::engine::general_purpose::STANDARD;
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), json!(enc.encode(v))))
+            .collect(),
+    )
+}
+
+/// Decodes a protobuf body (Secrets and ConfigMaps, what Helm and `kubectl create
+/// secret|configmap` send) into the JSON object the store keeps.
+pub fn decode(plural: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let rest = body.strip_prefix(MAGIC).ok_or_else(|| {
+        ApiError::bad_request("protobuf body does not start with the k8s\\0 magic prefix")
+    })?;
+    let unknown = Unknown::decode(rest)
+        .map_err(|e| ApiError::bad_request(format!("decoding runtime.Unknown: {e}")))?;
+    let tm = unknown.type_meta.unwrap_or_default();
+    let api_version = tm
+        .api_version
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "v1".into());
+    let raw = unknown.raw.unwrap_or_default();
+    match plural {
+        "secrets" => {
+            let secret = Secret::decode(raw.as_slice())
+                .map_err(|e| ApiError::bad_request(format!("decoding v1.Secret: {e}")))?;
+            let mut obj = json!({
+                "apiVersion": api_version,
+                "kind": tm.kind.filter(|s| !s.is_empty()).unwrap_or_else(|| "Secret".into()),
+                "metadata": meta_json(secret.metadata.unwrap_or_default()),
+            });
+            if !secret.data.is_empty() {
+                obj["data"] = bytes_json(&secret.data);
+            }
+            if !secret.string_data.is_empty() {
+                obj["stringData"] = map_json(&secret.string_data);
+            }
+            if let Some(t) = secret.r#type.filter(|t| !t.is_empty()) {
+                obj["type"] = json!(t);
+            }
+            if let Some(i) = secret.immutable {
+                obj["immutable"] = json!(i);
+            }
+            Ok(obj)
+        }
+        "configmaps" => {
+            let cm = ConfigMap::decode(raw.as_slice())
+                .map_err(|e| ApiError::bad_request(format!("decoding v1.ConfigMap: {e}")))?;
+            let mut obj = json!({
+                "apiVersion": api_version,
+                "kind": tm.kind.filter(|s| !s.is_empty()).unwrap_or_else(|| "ConfigMap".into()),
+                "metadata": meta_json(cm.metadata.unwrap_or_default()),
+            });
+            if !cm.data.is_empty() {
+                obj["data"] = map_json(&cm.data);
+            }
+            if !cm.binary_data.is_empty() {
+                obj["binaryData"] = bytes_json(&cm.binary_data);
+            }
+            if let Some(i) = cm.immutable {
+                obj["immutable"] = json!(i);
+            }
+            Ok(obj)
+        }
+        other => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this test server decodes protobuf for secrets and configmaps only, not {other})"),
+        )),
     }
-    if !secret.string_data.is_empty() {
-        obj["stringData"] = map_json(&secret.string_data);
-    }
-    if let Some(t) = secret.r#type.filter(|t| !t.is_empty()) {
-        obj["type"] = json!(t);
-    }
-    if let Some(i) = secret.immutable {
-        obj["immutable"] = json!(i);
-    }
-    Ok(obj)
 }
 
 /// Encodes a Secret as a protobuf request body (used by this crate's tests).
@@ -116,10 +152,10 @@ mod tests {
         let mut data = BTreeMap::new();
         data.insert("release".to_string(), b"H4sI".to_vec());
         let body = encode_secret("sh.helm.release.v1.x.v1", "ns", &data);
-        let v = decode_secret(&body).unwrap();
+        let v = decode("secrets", &body).unwrap();
         assert_eq!(v["metadata"]["name"], "sh.helm.release.v1.x.v1");
         assert_eq!(v["data"]["release"], "SDRzSQ==");
         assert_eq!(v["kind"], "Secret");
-        assert!(decode_secret(b"{}").is_err());
+        assert!(decode("secrets", b"{}").is_err());
     }
 }

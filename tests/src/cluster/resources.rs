@@ -157,6 +157,12 @@ pub fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Option
             "kind": d.kind,
             "verbs": VERBS,
             "shortNames": d.short_names,
+            "categories": if matches!((d.group.as_str(), d.plural.as_str()),
+                ("", "pods") | ("", "services") | ("apps", "deployments") | ("batch", "jobs") | ("batch", "cronjobs")) {
+                vec!["all"]
+            } else {
+                vec![]
+            },
         }));
         for s in &d.subresources {
             let verbs: Vec<&str> = match s.as_str() {

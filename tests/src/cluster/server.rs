@@ -378,19 +378,7 @@ async fn admin(cluster: &Arc<Cluster>, method: &Method, segs: &[String]) -> Resp
 fn decode_body(def: &ResourceDef, ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
     let ct = ctype.split(';').next().unwrap_or("").trim();
     match ct {
-        "application/vnd.kubernetes.protobuf" => {
-            if def.plural != "secrets" {
-                return Err(ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is served for secrets only by this test server, not for {})",
-                        def.plural
-                    ),
-                ));
-            }
-            super::proto::decode_secret(body)
-        }
+        "application/vnd.kubernetes.protobuf" => super::proto::decode(&def.plural, body),
         "application/yaml" | "application/apply-patch+yaml" => {
             let v: serde_yaml::Value = serde_yaml::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
