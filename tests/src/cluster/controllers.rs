@@ -401,6 +401,7 @@ async fn run_container(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -418,6 +419,10 @@ async fn run_container(
             return Outcome::Exit(128);
         }
     };
+    let pgid = child.id();
+    if let Some(id) = pgid {
+        cluster.track_group(id, true);
+    }
     let started = now();
     let readers: Vec<_> = [
         child
@@ -461,12 +466,20 @@ async fn run_container(
             Err(_) => Outcome::Exit(128),
         },
         o = wait_killed(kill_rx, deadline) => {
+            if let Some(id) = pgid {
+                kill_group(id);
+            }
             let _ = child.kill().await;
             o
         }
     };
+    if let Some(id) = pgid {
+        // Background children of the container process die with it, as in a container.
+        kill_group(id);
+        cluster.track_group(id, false);
+    }
     for r in readers {
-        let _ = r.await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
     }
     let (phase, code, reason) = match outcome {
         Outcome::Exit(0) => ("Succeeded", 0, "Completed"),
@@ -487,6 +500,15 @@ async fn run_container(
     )
     .await;
     outcome
+}
+
+/// Kills a process group (the container's processes) with SIGKILL.
+pub fn kill_group(pgid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn lock_append(buf: &Mutex<Vec<u8>>, bytes: &[u8]) {

@@ -65,6 +65,7 @@ impl Drop for TestCluster {
         for t in &self.tasks {
             t.abort();
         }
+        self.cluster.kill_all_processes();
     }
 }
 

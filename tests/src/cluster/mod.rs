@@ -111,6 +111,7 @@ pub struct Cluster {
     https_addr: OnceLock<SocketAddr>,
     pod_logs: Mutex<HashMap<(String, String), Arc<Mutex<Vec<u8>>>>>,
     kills: Mutex<HashMap<(String, String), tokio::sync::oneshot::Sender<()>>>,
+    groups: Mutex<std::collections::HashSet<u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,6 +133,7 @@ impl Cluster {
             https_addr: OnceLock::new(),
             pod_logs: Mutex::new(HashMap::new()),
             kills: Mutex::new(HashMap::new()),
+            groups: Mutex::new(std::collections::HashSet::new()),
         });
         c.store.add_token(&admin_token, Identity::admin());
         if let Some(ns) = c.store.resource("", "namespaces") {
@@ -326,6 +328,23 @@ impl Cluster {
 
     pub(crate) fn register_kill(&self, ns: &str, pod: &str, tx: tokio::sync::oneshot::Sender<()>) {
         lock(&self.kills).insert((ns.to_string(), pod.to_string()), tx);
+    }
+
+    pub(crate) fn track_group(&self, pgid: u32, running: bool) {
+        let mut g = lock(&self.groups);
+        if running {
+            g.insert(pgid);
+        } else {
+            g.remove(&pgid);
+        }
+    }
+
+    /// Kills every container process still running (when the cluster stops).
+    pub fn kill_all_processes(&self) {
+        let groups: Vec<u32> = lock(&self.groups).drain().collect();
+        for g in groups {
+            controllers::kill_group(g);
+        }
     }
 
     pub(crate) fn unregister_kill(&self, ns: &str, pod: &str) {
