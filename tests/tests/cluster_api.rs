@@ -1,6 +1,8 @@
 //! The test API server behaves as a real one for kube-rs: CRUD, selectors, conflicts,
 //! every patch type, apply, watch and watch-list, protobuf Secrets, Status errors.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step is a failed test
+
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
@@ -512,6 +514,26 @@ async fn namespaces_and_registered_resources() {
         .await
         .unwrap();
     ns.delete("exp", &DeleteParams::default()).await.unwrap();
+    let terminating = ns.get("exp").await.unwrap();
+    assert_eq!(
+        terminating.status.unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    let (c, _) = code(
+        cms.create(&PostParams::default(), &cm("late", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, 403);
+    let mut gone = false;
+    for _ in 0..100 {
+        if ns.get_opt("exp").await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the namespace goes once its content is deleted");
     assert!(cms.get_opt("in-exp").await.unwrap().is_none());
 
     // Discovery sees a registered resource, and it is served.

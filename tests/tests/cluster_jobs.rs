@@ -1,5 +1,7 @@
 //! The Job and CronJob controllers run containers as local processes.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step is a failed test
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! ServiceAccount tokens and RBAC: 403 exactly where the Role does not allow.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step is a failed test
+
 use iter8_tests::cluster::TestCluster;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};

@@ -80,10 +80,13 @@ async fn serve(
         };
         let cluster = cluster.clone();
         let tls = tls.clone();
+        let insecure = tls.is_none();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let cluster = cluster.clone();
-                async move { Ok::<_, std::convert::Infallible>(server::handle(cluster, req).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(server::handle(cluster, req, insecure).await)
+                }
             });
             let builder = hyper::server::conn::http1::Builder::new();
             match tls {

@@ -83,6 +83,9 @@ pub fn resolve_image(map: &[ImageMapping], image: &str) -> Option<ImageTarget> {
         .map(|m| m.target.clone())
 }
 
+/// A pod's captured output.
+pub type LogBuffer = Arc<Mutex<Vec<u8>>>;
+
 /// Static configuration of a cluster.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterConfig {
@@ -109,7 +112,7 @@ pub struct Cluster {
     pub admin_token: String,
     http_addr: OnceLock<SocketAddr>,
     https_addr: OnceLock<SocketAddr>,
-    pod_logs: Mutex<HashMap<(String, String), Arc<Mutex<Vec<u8>>>>>,
+    pod_logs: Mutex<HashMap<(String, String), LogBuffer>>,
     kills: Mutex<HashMap<(String, String), tokio::sync::oneshot::Sender<()>>>,
     groups: Mutex<std::collections::HashSet<u32>>,
 }
@@ -244,24 +247,20 @@ impl Cluster {
                     );
                 }
             }
-            ("", "serviceaccounts") => {
-                if self.store.token_for(ns, &name).is_none() {
-                    self.issue_token(ns, &name);
-                }
+            ("", "serviceaccounts") if self.store.token_for(ns, &name).is_none() => {
+                self.issue_token(ns, &name);
             }
-            ("batch", "jobs") => {
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    let uid = created["metadata"]["uid"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                    tokio::spawn(controllers::run_job(
-                        self.clone(),
-                        ns.to_string(),
-                        name,
-                        uid,
-                    ));
-                }
+            ("batch", "jobs") if tokio::runtime::Handle::try_current().is_ok() => {
+                let uid = created["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                tokio::spawn(controllers::run_job(
+                    self.clone(),
+                    ns.to_string(),
+                    name,
+                    uid,
+                ));
             }
             _ => {}
         }
@@ -279,6 +278,34 @@ impl Cluster {
         policy: Option<&str>,
         orphan: bool,
     ) -> Result<Value, ApiError> {
+        if def.group.is_empty()
+            && def.plural == "namespaces"
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            // As on a real cluster, a namespace is Terminating while its content goes.
+            let terminating = self.store.modify(def, "", name, false, |n| {
+                n["metadata"]["deletionTimestamp"] = json!(store::now());
+            })?;
+            let terminating = self
+                .store
+                .modify(def, "", name, true, |n| {
+                    n["status"]["phase"] = json!("Terminating");
+                })
+                .unwrap_or(terminating);
+            let me = self.clone();
+            let (d, n) = (def.clone(), name.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                for key in me.store.in_namespace(&n) {
+                    if let Some(rd) = me.store.resource(&key.group, &key.plural) {
+                        let _ =
+                            me.delete(&rd, &key.namespace, &key.name, Some("Background"), false);
+                    }
+                }
+                let _ = me.store.delete(&d, "", &n);
+            });
+            return Ok(terminating);
+        }
         let deleted = self.store.delete(def, ns, name)?;
         if def.group.is_empty() && def.plural == "pods" {
             if let Some(tx) = lock(&self.kills).remove(&(ns.to_string(), name.to_string())) {

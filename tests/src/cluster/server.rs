@@ -84,7 +84,7 @@ struct ResReq {
 
 enum Route {
     NonResource(Value),
-    Resource(ResReq),
+    Resource(Box<ResReq>),
     Admin(Vec<String>),
     NotFound,
 }
@@ -162,12 +162,12 @@ fn build(def: Option<ResourceDef>, namespace: Option<String>, rest: &[&str]) -> 
         // /api/v1/pods/NAME is not a valid path.
         return Route::NotFound;
     }
-    Route::Resource(ResReq {
+    Route::Resource(Box::new(ResReq {
         def,
         namespace,
         name,
         sub,
-    })
+    }))
 }
 
 fn verb_of(method: &Method, r: &ResReq, q: &HashMap<String, String>) -> &'static str {
@@ -185,8 +185,14 @@ fn verb_of(method: &Method, r: &ResReq, q: &HashMap<String, String>) -> &'static
     }
 }
 
-/// Handles one HTTP request.
-pub async fn handle(cluster: Arc<Cluster>, req: Request<Incoming>) -> Response<Body> {
+/// Handles one HTTP request. `insecure`: it came in on the plain-HTTP listener, where a
+/// request without credentials is the admin (like kube-apiserver's old insecure port;
+/// Go clients do not send bearer tokens over plain HTTP).
+pub async fn handle(
+    cluster: Arc<Cluster>,
+    req: Request<Incoming>,
+    insecure: bool,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let path_q = req
@@ -208,6 +214,7 @@ pub async fn handle(cluster: Arc<Cluster>, req: Request<Incoming>) -> Response<B
                 return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"));
             }
         },
+        None if insecure => Some(Identity::admin()),
         None => None,
     };
     let accept = req
@@ -366,6 +373,28 @@ async fn admin(cluster: &Arc<Cluster>, method: &Method, segs: &[String]) -> Resp
         ("POST", ["trigger-cronjob", ns, name]) => {
             cluster.trigger_cronjob(ns, name).map(|j| json!({"job": j}))
         }
+        ("POST", ["sa-kubeconfig", ns, sa]) => match cluster.store.token_for(ns, sa) {
+            Some(token) => {
+                let user = format!("system:serviceaccount:{ns}:{sa}");
+                let path = cluster
+                    .config
+                    .state_dir
+                    .join(format!("kubeconfig-{ns}-{sa}"));
+                match std::fs::write(&path, cluster.kubeconfig(&token, &user, ns, true)) {
+                    Ok(()) => Ok(json!({"path": path.display().to_string()})),
+                    Err(e) => Err(ApiError::new(
+                        500,
+                        "InternalError",
+                        format!("writing {}: {e}", path.display()),
+                    )),
+                }
+            }
+            None => Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("serviceaccounts \"{sa}\" not found in namespace \"{ns}\""),
+            )),
+        },
         _ => Err(not_found_generic()),
     };
     match result {

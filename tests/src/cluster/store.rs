@@ -233,6 +233,15 @@ pub struct RequestLogEntry {
     pub code: u16,
 }
 
+/// What [`Store::subscribe_from`] returns: a receiver, the backlog after the requested
+/// resourceVersion, the current objects, and the current resourceVersion.
+pub type Subscription = (
+    broadcast::Receiver<Arc<WatchEvent>>,
+    Vec<Arc<WatchEvent>>,
+    Vec<Value>,
+    u64,
+);
+
 /// The mutable state behind one lock.
 #[derive(Debug, Default)]
 pub struct State {
@@ -385,17 +394,7 @@ impl Store {
 
     /// Subscribes while holding the lock, returning past events newer than `after` and
     /// the current objects, so that a watcher misses nothing.
-    pub fn subscribe_from(
-        &self,
-        after: Option<u64>,
-        group: &str,
-        plural: &str,
-    ) -> (
-        broadcast::Receiver<Arc<WatchEvent>>,
-        Vec<Arc<WatchEvent>>,
-        Vec<Value>,
-        u64,
-    ) {
+    pub fn subscribe_from(&self, after: Option<u64>, group: &str, plural: &str) -> Subscription {
         let st = self.lock();
         let rx = self.tx.subscribe();
         let backlog = match after {
@@ -533,6 +532,18 @@ impl Store {
                 namespace: String::new(),
                 name: ns.to_string(),
             };
+            if let Some(n) = st.objects.get(&nskey) {
+                if n["metadata"]["deletionTimestamp"].is_string() {
+                    return Err(ApiError {
+                        details: Some(json!({"name": name, "kind": def.plural})),
+                        ..ApiError::new(
+                            403,
+                            "Forbidden",
+                            format!("{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", qualified(def)),
+                        )
+                    });
+                }
+            }
             if !st.objects.contains_key(&nskey) {
                 return Err(ApiError {
                     details: Some(json!({"name": ns, "kind": "namespaces"})),
