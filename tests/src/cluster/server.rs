@@ -42,18 +42,24 @@ fn error_response(e: &ApiError) -> Response<Body> {
 
 /// Percent-decodes a query component (`+` is a space, as Go encodes queries).
 pub fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
                     i += 2;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b => out.push(b),
         }
@@ -995,4 +1001,19 @@ fn watch(
 /// Base64 helper for tests and the controllers.
 pub fn b64(s: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_never_panics() {
+        assert_eq!(
+            percent_decode("app%3Dweb%2Ctier+in+%28a%29"),
+            "app=web,tier in (a)"
+        );
+        assert_eq!(percent_decode("%é%4"), "%é%4");
+        assert_eq!(percent_decode("%"), "%");
+    }
 }
