@@ -256,3 +256,51 @@ async fn cronjob_trigger_forbid_and_schedule() {
     let st = cjs.get("tick").await.unwrap().status.unwrap();
     assert_ne!(st.last_schedule_time.map(|t| t.0.to_string()), Some(past));
 }
+
+#[tokio::test]
+async fn pod_log_follow_streams_until_the_process_ends() {
+    use futures::AsyncBufReadExt;
+    use futures::TryStreamExt;
+    let tc = cluster().await;
+    let client = tc.client().await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("follow", "echo one; sleep 0.3; echo two", json!({})),
+    )
+    .await
+    .unwrap();
+    let mut pod_name = None;
+    for _ in 0..200 {
+        if let Some(p) = tc.job_pods("default", "follow").first() {
+            pod_name = p["metadata"]["name"].as_str().map(String::from);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pod_name = pod_name.unwrap();
+    let stream = pods
+        .log_stream(
+            &pod_name,
+            &LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let lines: Vec<String> = stream.lines().try_collect().await.unwrap();
+    assert_eq!(lines, ["one", "two"]);
+    let tail = pods
+        .logs(
+            &pod_name,
+            &LogParams {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tail, "two\n");
+}
