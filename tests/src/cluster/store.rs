@@ -572,6 +572,7 @@ impl Store {
         if def.plural == "secrets" {
             fold_string_data(&mut obj);
         }
+        apply_defaults(def, &mut obj, st.rv);
         if def.plural == "namespaces" {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
@@ -782,6 +783,77 @@ impl Store {
     }
 }
 
+fn default_field(obj: &mut Value, ptr: &str, value: Value) {
+    if obj.pointer(ptr).is_none_or(|v| v.is_null()) {
+        let mut cur = obj;
+        let segs: Vec<&str> = ptr.split('/').skip(1).collect();
+        for (i, seg) in segs.iter().enumerate() {
+            let key = seg.replace("~1", "/").replace("~0", "~");
+            if !cur.is_object() {
+                *cur = json!({});
+            }
+            if i + 1 == segs.len() {
+                cur[key.as_str()] = value;
+                return;
+            }
+            cur = &mut cur[key.as_str()];
+        }
+    }
+}
+
+/// The defaults a real API server fills in on create, for the fields clients read back
+/// (Helm's readiness checks, kubectl describe).
+fn apply_defaults(def: &ResourceDef, obj: &mut Value, rv: u64) {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("batch", "jobs") => {
+            let uid = obj["metadata"]["uid"].clone();
+            let name = obj["metadata"]["name"].clone();
+            default_field(obj, "/spec/completions", json!(1));
+            default_field(obj, "/spec/parallelism", json!(1));
+            default_field(obj, "/spec/backoffLimit", json!(6));
+            default_field(obj, "/spec/completionMode", json!("NonIndexed"));
+            default_field(obj, "/spec/suspend", json!(false));
+            if obj["spec"]["manualSelector"].as_bool() != Some(true) {
+                obj["spec"]["selector"] =
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                for (k, v) in [
+                    ("batch.kubernetes.io/controller-uid", &uid),
+                    ("batch.kubernetes.io/job-name", &name),
+                    ("controller-uid", &uid),
+                    ("job-name", &name),
+                ] {
+                    default_field(
+                        obj,
+                        &format!("/spec/template/metadata/labels/{}", k.replace('/', "~1")),
+                        v.clone(),
+                    );
+                }
+            }
+        }
+        ("apps", "deployments") => {
+            default_field(obj, "/spec/replicas", json!(1));
+            default_field(obj, "/spec/revisionHistoryLimit", json!(10));
+            default_field(obj, "/spec/progressDeadlineSeconds", json!(600));
+            default_field(
+                obj,
+                "/spec/strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }
+        ("", "services") => {
+            default_field(obj, "/spec/type", json!("ClusterIP"));
+            if obj["spec"]["clusterIP"].as_str() != Some("None") {
+                default_field(
+                    obj,
+                    "/spec/clusterIP",
+                    json!(format!("10.96.{}.{}", (rv / 250) % 250, rv % 250 + 1)),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Checks apiVersion and kind of a body against the resource.
 pub fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     let Some(m) = obj.as_object() else {
@@ -821,4 +893,27 @@ pub fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
 
 fn truncate(s: &str) -> String {
     s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_defaults_select_their_pods() {
+        let defs = super::super::resources::builtin();
+        let jobs = defs.iter().find(|d| d.plural == "jobs").unwrap();
+        let mut job = json!({"metadata": {"name": "j", "uid": "u1"}, "spec": {"backoffLimit": 0, "template": {"spec": {}}}});
+        apply_defaults(jobs, &mut job, 7);
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert_eq!(job["spec"]["completions"], 1);
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u1"
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "j"
+        );
+    }
 }
