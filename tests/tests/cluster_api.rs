@@ -564,3 +564,37 @@ async fn namespaces_and_registered_resources() {
     assert_eq!(got.data["status"]["conditions"][0]["type"], "Ready");
     assert!(discovery.groups().any(|g| g.name() == "apps"));
 }
+
+#[tokio::test]
+async fn deployments_become_available_automatically_when_asked() {
+    let tc = TestCluster::start_with(iter8_tests::cluster::TestClusterOptions {
+        auto_available: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api: Api<Deployment> = Api::namespaced(tc.client().await.unwrap(), "default");
+    let dep: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "auto"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}},
+                 "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &dep).await.unwrap();
+    let mut available = None;
+    for _ in 0..100 {
+        let d = api.get("auto").await.unwrap();
+        if let Some(s) = d.status.filter(|s| s.available_replicas == Some(2)) {
+            available = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = available.expect("the deployment became available");
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(status
+        .conditions
+        .unwrap()
+        .iter()
+        .any(|c| c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True")));
+}
