@@ -598,3 +598,38 @@ async fn deployments_become_available_automatically_when_asked() {
         .iter()
         .any(|c| c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True")));
 }
+
+#[tokio::test]
+async fn delete_collection_and_dry_run() {
+    let tc = TestCluster::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(tc.client().await.unwrap(), "default");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    api.create(&dry, &cm("dry", &[])).await.unwrap();
+    assert!(
+        api.get_opt("dry").await.unwrap().is_none(),
+        "dryRun=All stores nothing"
+    );
+    for (n, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        api.create(&PostParams::default(), &cm(n, &[("app", app)]))
+            .await
+            .unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
