@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::model::Insights;
 
 pub mod assess;
+pub mod ready;
 pub mod run;
 
 /// Why a task could not be run or failed.
