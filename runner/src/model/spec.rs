@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
 use crate::tasks::assess::AssessTask;
+use crate::tasks::ready::ReadyTask;
 use crate::tasks::run::RunTask;
 use crate::tasks::{TaskContext, TaskError};
 
@@ -81,6 +82,8 @@ impl Task {
 pub enum TaskSpec {
     /// Assess SLOs and rewards against the metrics of earlier tasks.
     Assess(AssessTask),
+    /// Wait until a Kubernetes object exists and, optionally, has a condition True.
+    Ready(ReadyTask),
     /// A shell script (`run:` envelope; not selectable as `task: run`).
     #[serde(skip)]
     #[schemars(skip)]
@@ -92,6 +95,7 @@ impl TaskSpec {
     pub fn name(&self) -> &'static str {
         match self {
             TaskSpec::Assess(_) => "assess",
+            TaskSpec::Ready(_) => "ready",
             TaskSpec::Run(_) => "run",
         }
     }
@@ -100,6 +104,7 @@ impl TaskSpec {
     pub fn validate(&self) -> Result<(), TaskError> {
         match self {
             TaskSpec::Assess(t) => t.validate(),
+            TaskSpec::Ready(t) => t.validate(),
             TaskSpec::Run(t) => t.validate(),
         }
     }
@@ -108,6 +113,7 @@ impl TaskSpec {
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
         match self {
             TaskSpec::Assess(t) => t.run(ctx).await,
+            TaskSpec::Ready(t) => t.run(ctx).await,
             TaskSpec::Run(t) => t.run(ctx).await,
         }
     }
@@ -116,6 +122,7 @@ impl TaskSpec {
     pub fn metric_prefixes(&self) -> Vec<String> {
         match self {
             TaskSpec::Assess(_) | TaskSpec::Run(_) => Vec::new(),
+            TaskSpec::Ready(t) => t.metric_prefixes(),
         }
     }
 }
