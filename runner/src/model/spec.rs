@@ -15,7 +15,9 @@ use serde_yaml::{Mapping, Value};
 
 use crate::tasks::assess::AssessTask;
 use crate::tasks::custommetrics::CustomMetricsTask;
+use crate::tasks::http::HttpTask;
 use crate::tasks::notify::NotifyTask;
+use crate::tasks::ready::ReadyTask;
 use crate::tasks::run::RunTask;
 use crate::tasks::{TaskContext, TaskError};
 
@@ -87,8 +89,12 @@ pub enum TaskSpec {
     Assess(AssessTask),
     /// Query metrics backends (Prometheus, any REST/JSON API) through provider templates.
     CustomMetrics(CustomMetricsTask),
+    /// Load-test HTTP endpoints and record latency and error metrics.
+    Http(HttpTask),
     /// Send the experiment's summary to a webhook, Slack or GitHub.
     Notify(NotifyTask),
+    /// Wait until a Kubernetes object exists and, optionally, has a condition True.
+    Ready(ReadyTask),
     /// A shell script (`run:` envelope; not selectable as `task: run`).
     #[serde(skip)]
     #[schemars(skip)]
@@ -101,7 +107,9 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(_) => "assess",
             TaskSpec::CustomMetrics(_) => "custommetrics",
+            TaskSpec::Http(_) => "http",
             TaskSpec::Notify(_) => "notify",
+            TaskSpec::Ready(_) => "ready",
             TaskSpec::Run(_) => "run",
         }
     }
@@ -111,7 +119,9 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.validate(),
             TaskSpec::CustomMetrics(t) => t.validate(),
+            TaskSpec::Http(t) => t.validate(),
             TaskSpec::Notify(t) => t.validate(),
+            TaskSpec::Ready(t) => t.validate(),
             TaskSpec::Run(t) => t.validate(),
         }
     }
@@ -121,7 +131,9 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.run(ctx).await,
             TaskSpec::CustomMetrics(t) => t.run(ctx).await,
+            TaskSpec::Http(t) => t.run(ctx).await,
             TaskSpec::Notify(t) => t.run(ctx).await,
+            TaskSpec::Ready(t) => t.run(ctx).await,
             TaskSpec::Run(t) => t.run(ctx).await,
         }
     }
@@ -130,7 +142,9 @@ impl TaskSpec {
     pub fn metric_prefixes(&self) -> Vec<String> {
         match self {
             TaskSpec::CustomMetrics(t) => t.metric_prefixes(),
+            TaskSpec::Http(t) => t.metric_prefixes(),
             TaskSpec::Assess(_) | TaskSpec::Notify(_) | TaskSpec::Run(_) => Vec::new(),
+            TaskSpec::Ready(t) => t.metric_prefixes(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod gotemplate;
 pub mod httpcall;
 pub mod notify;
 pub mod http;
+pub mod ready;
 pub mod run;
 
 /// Why a task could not be run or failed.
