@@ -45,6 +45,25 @@ pub enum Command {
     /// Check conditions on an experiment's result; exit 0 when all hold, 1 when one is
     /// false, 2 when --timeout passed first, 3 on usage or read errors.
     Assert(AssertArgs),
+    /// Print the logs of an experiment's runner pods (Job and CronJob runs, newest first).
+    Log(LogArgs),
+}
+
+/// `iter8 log --release R [-n N]`.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Helm release of the experiment.
+    #[arg(long, value_name = "RELEASE")]
+    pub release: String,
+    /// Namespace of the release (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 /// Where the result is read from.
@@ -351,7 +370,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    main_with_reader(args, &FileReader)
+    main_with_reader(args, &ClusterReader)
 }
 
 /// Like [`main_with_args`], reading results through `reader` (e.g. one that also reads
@@ -375,7 +394,7 @@ where
 
 /// Run with standard output / error and the file reader.
 pub fn run(opts: &Opts) -> i32 {
-    run_with_stdio(opts, &FileReader)
+    run_with_stdio(opts, &ClusterReader)
 }
 
 fn run_with_stdio(opts: &Opts, reader: &dyn ResultReader) -> i32 {
@@ -396,6 +415,7 @@ pub fn run_with(
     let outcome = match &opts.command {
         Command::Report(a) => report_cmd(a, reader, color, out),
         Command::Assert(a) => assert_cmd(a, reader, out),
+        Command::Log(a) => log_cmd(a, out),
     };
     match outcome {
         Ok(code) => code,
@@ -604,4 +624,95 @@ fn report_conditions(
         write_false(conditions, result, out);
         EXIT_FALSE
     }
+}
+
+/// Reads result files and, for `--release`, the release's Secret in a cluster (kubeconfig
+/// resolved like kubectl). `Ok(None)` while the Secret has no result (of the current
+/// revision) yet, so `assert --timeout` keeps polling.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterReader;
+
+impl ResultReader for ClusterReader {
+    fn read(&self, source: &ResultSource) -> Result<Option<ExperimentResult>, ReadError> {
+        let release = match source {
+            ResultSource::File(path) => return read_result_file(path),
+            ResultSource::Release(r) => r,
+        };
+        let fail = |message: String| ReadError::Source {
+            source_name: source.to_string(),
+            message,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(async {
+            let (client, namespace) = cluster_client(
+                release.kubeconfig.as_ref(),
+                release.context.as_ref(),
+                release.namespace.as_ref(),
+            )
+            .await
+            .map_err(fail)?;
+            crate::store::secret::read_result(client, &namespace, &release.name)
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::NotFound(what) => fail(format!(
+                        "{what} not found: is the release installed in namespace {namespace}? \
+                         (helm list -n {namespace})"
+                    )),
+                    other => fail(other.to_string()),
+                })
+        })
+    }
+}
+
+/// A client and the namespace to use (`-n`, else the kubeconfig context's).
+async fn cluster_client(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&String>,
+    namespace: Option<&String>,
+) -> Result<(kube::Client, String), String> {
+    let opts = crate::k8s::ClientOptions {
+        kubeconfig: kubeconfig.cloned(),
+        context: context.cloned(),
+    };
+    let client = crate::k8s::client(&opts).await.map_err(|e| e.to_string())?;
+    let ns = namespace
+        .cloned()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    Ok((client, ns))
+}
+
+fn log_cmd(a: &LogArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let source_name = format!("release {}", a.release);
+    let fail = |message: String| {
+        CliError::Read(ReadError::Source {
+            source_name: source_name.clone(),
+            message,
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    let text = runtime.block_on(async {
+        let (client, namespace) = cluster_client(
+            a.kubeconfig.as_ref(),
+            a.context.as_ref(),
+            a.namespace.as_ref(),
+        )
+        .await
+        .map_err(&fail)?;
+        let logs = crate::k8s::pod_logs(&client, &namespace, &a.release)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok::<_, CliError>(crate::k8s::format_run_logs(&a.release, &namespace, &logs))
+    })?;
+    out.write_all(text.as_bytes())
+        .map_err(|e| CliError::Write {
+            path: "standard output".to_string(),
+            source: e,
+        })?;
+    Ok(EXIT_OK)
 }
