@@ -27,10 +27,7 @@ fn repo_root() -> PathBuf {
 /// A binary of the `iter8` package, next to this test's target directory.
 fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join(name);
     assert!(
         p.is_file(),
@@ -135,7 +132,13 @@ fn chart() -> String {
     repo_root().join("charts/iter8").display().to_string()
 }
 
-async fn install(tc: &TestCluster, verb: &str, release: &str, sets: &[String], wait_jobs: bool) -> Run {
+async fn install(
+    tc: &TestCluster,
+    verb: &str,
+    release: &str,
+    sets: &[String],
+    wait_jobs: bool,
+) -> Run {
     let chart = chart();
     let mut args: Vec<&str> = vec![verb, release, &chart, "-n", NS];
     for s in sets {
@@ -175,7 +178,11 @@ fn decoded(secret: &Value, key: &str) -> Option<String> {
 }
 
 async fn report_json(tc: &TestCluster, release: &str) -> Value {
-    let r = iter8(tc, &["report", "--release", release, "-n", NS, "-o", "json"]).await;
+    let r = iter8(
+        tc,
+        &["report", "--release", release, "-n", NS, "-o", "json"],
+    )
+    .await;
     assert_eq!(r.code, 0, "{r}");
     serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("report json: {e}\n{r}"))
 }
@@ -214,14 +221,10 @@ async fn leftovers(tc: &TestCluster, release: &str) -> Vec<String> {
             .expect("list");
         for o in all.items {
             let name = o.metadata.name.clone().unwrap_or_default();
-            let labelled = o
-                .metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| {
-                    l.get("app.kubernetes.io/instance").map(String::as_str) == Some(release)
-                        || l.get("name").map(String::as_str) == Some(release)
-                });
+            let labelled = o.metadata.labels.as_ref().is_some_and(|l| {
+                l.get("app.kubernetes.io/instance").map(String::as_str) == Some(release)
+                    || l.get("name").map(String::as_str) == Some(release)
+            });
             let named = name == release || name.starts_with(&format!("{release}-"));
             if labelled || named {
                 found.push(format!("{plural}/{name}"));
@@ -247,7 +250,14 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     let r = iter8(
         &tc,
         &[
-            "assert", "-c", "completed,nofailure,slos", "--release", rel, "-n", NS, "--timeout",
+            "assert",
+            "-c",
+            "completed,nofailure,slos",
+            "--release",
+            rel,
+            "-n",
+            NS,
+            "--timeout",
             "60s",
         ],
     )
@@ -256,7 +266,11 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     assert!(r.out.contains("all conditions hold"), "{r}");
     let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;
     assert_eq!(r.code, 0, "report: {r}");
-    for m in ["http/latency-mean", "http/error-count", "http/request-count"] {
+    for m in [
+        "http/latency-mean",
+        "http/error-count",
+        "http/request-count",
+    ] {
         assert!(r.out.contains(m), "report lacks {m}: {r}");
     }
     let res = report_json(&tc, rel).await;
@@ -278,14 +292,24 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
         .into_iter()
         .filter(|e| e.user == sa_user)
         .collect();
-    assert!(!runner_reqs.is_empty(), "the runner made no request as {sa_user}");
+    assert!(
+        !runner_reqs.is_empty(),
+        "the runner made no request as {sa_user}"
+    );
     for e in &runner_reqs {
         assert!(e.allowed, "runner request denied: {e:?}");
         if !e.resource.is_empty() {
-            assert_eq!((e.resource.as_str(), e.name.as_str()), ("secrets", rel), "{e:?}");
+            assert_eq!(
+                (e.resource.as_str(), e.name.as_str()),
+                ("secrets", rel),
+                "{e:?}"
+            );
         }
     }
-    assert!(runner_reqs.iter().any(|e| e.verb == "patch"), "no patch: {runner_reqs:?}");
+    assert!(
+        runner_reqs.iter().any(|e| e.verb == "patch"),
+        "no patch: {runner_reqs:?}"
+    );
     let client = tc.client().await.expect("client");
     let roles: kube::Api<k8s_openapi::api::rbac::v1::Role> =
         kube::Api::namespaced(client.clone(), NS);
@@ -294,7 +318,10 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     let verbs = rules[0]["verbs"].as_array().cloned().unwrap_or_default();
     let mut verbs: Vec<&str> = verbs.iter().filter_map(Value::as_str).collect();
     verbs.sort();
-    assert!(verbs == ["get", "patch"] || verbs == ["get", "patch", "update"], "{rules}");
+    assert!(
+        verbs == ["get", "patch"] || verbs == ["get", "patch", "update"],
+        "{rules}"
+    );
     assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
     assert_eq!(rules[0]["resources"], json!(["secrets"]), "{rules}");
     assert_eq!(rules[0]["resourceNames"], json!([rel]), "{rules}");
@@ -317,7 +344,14 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
         .service_account_kubeconfig(NS, "exp-iter8")
         .expect("sa kubeconfig");
     let o = tokio::process::Command::new(bin("iter8-runner"))
-        .args(["--namespace", NS, "--release", "other", "--log-format", "human"])
+        .args([
+            "--namespace",
+            NS,
+            "--release",
+            "other",
+            "--log-format",
+            "human",
+        ])
         .env("KUBECONFIG", &sa_kc)
         .env_remove("ITER8_REVISION")
         .env_remove("ITER8_RELEASE")
@@ -334,7 +368,10 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
         .into_iter()
         .filter(|e| e.user == sa_user && e.name == "other")
         .collect();
-    assert!(!denied.is_empty() && denied.iter().all(|e| !e.allowed), "{denied:?}");
+    assert!(
+        !denied.is_empty() && denied.iter().all(|e| !e.allowed),
+        "{denied:?}"
+    );
 
     // upgrade with a stricter SLO: a new Job, a fresh result of revision 2, assert fails.
     let r = install(&tc, "upgrade", rel, &http_sets(&url, "0.0001"), true).await;
@@ -346,7 +383,15 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     assert_eq!(res["revision"], 2, "{res}");
     let r = iter8(
         &tc,
-        &["assert", "-c", "completed,nofailure,slos", "--release", rel, "-n", NS],
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure,slos",
+            "--release",
+            rel,
+            "-n",
+            NS,
+        ],
     )
     .await;
     assert_eq!(r.code, 1, "assert after upgrade: {r}");
@@ -386,9 +431,7 @@ async fn cronjob_loops_continue_one_bounded_result() {
     let r = install(&tc, "install", "loops", &sets, false).await;
     assert_eq!(r.code, 0, "helm install: {r}");
     for i in 1..=3 {
-        let job = tc
-            .trigger_cronjob(NS, "loops-1-cronjob")
-            .expect("trigger");
+        let job = tc.trigger_cronjob(NS, "loops-1-cronjob").expect("trigger");
         let j = tc.wait_job(NS, &job, JOB_WAIT).await.expect("job");
         assert_eq!(j["status"]["succeeded"], 1, "loop {i}: {j}");
     }
@@ -403,7 +446,15 @@ async fn cronjob_loops_continue_one_bounded_result() {
     assert!(result.len() < 64 * 1024, "result is {} bytes", result.len());
     let r = iter8(
         &tc,
-        &["assert", "-c", "completed,nofailure,slos", "--release", "loops", "-n", NS],
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure,slos",
+            "--release",
+            "loops",
+            "-n",
+            NS,
+        ],
     )
     .await;
     assert_eq!(r.code, 0, "{r}");
@@ -430,7 +481,10 @@ async fn ready_on_a_deployment_and_unreachable_target() {
                               "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}
     }))
     .expect("deploy");
-    deploys.create(&Default::default(), &d).await.expect("create");
+    deploys
+        .create(&Default::default(), &d)
+        .await
+        .expect("create");
     tc.mark_available(NS, "web").expect("available");
 
     let ready = |name: &str| {
@@ -462,19 +516,61 @@ async fn ready_on_a_deployment_and_unreachable_target() {
 
     let j = tc.wait_job(NS, "rdy-1-job", JOB_WAIT).await.expect("job");
     assert_eq!(j["status"]["succeeded"], 1, "{j}");
-    let r = iter8(&tc, &["assert", "-c", "completed,nofailure", "--release", "rdy", "-n", NS]).await;
+    let r = iter8(
+        &tc,
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure",
+            "--release",
+            "rdy",
+            "-n",
+            NS,
+        ],
+    )
+    .await;
     assert_eq!(r.code, 0, "{r}");
 
-    let j = tc.wait_job(NS, "absent-1-job", JOB_WAIT).await.expect("job");
+    let j = tc
+        .wait_job(NS, "absent-1-job", JOB_WAIT)
+        .await
+        .expect("job");
     assert_eq!(j["status"]["failed"], 1, "{j}");
-    let r = iter8(&tc, &["assert", "-c", "completed,nofailure", "--release", "absent", "-n", NS]).await;
+    let r = iter8(
+        &tc,
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure",
+            "--release",
+            "absent",
+            "-n",
+            NS,
+        ],
+    )
+    .await;
     assert_eq!(r.code, 1, "{r}");
-    assert!(r.out.contains("nothere"), "the reason names the object: {r}");
+    assert!(
+        r.out.contains("nothere"),
+        "the reason names the object: {r}"
+    );
     let res = report_json(&tc, "absent").await;
     assert_eq!(res["failure"], true, "{res}");
 
     tc.wait_job(NS, "down-1-job", JOB_WAIT).await.expect("job");
-    let r = iter8(&tc, &["assert", "-c", "completed,nofailure,slos", "--release", "down", "-n", NS]).await;
+    let r = iter8(
+        &tc,
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure,slos",
+            "--release",
+            "down",
+            "-n",
+            NS,
+        ],
+    )
+    .await;
     assert_eq!(r.code, 1, "{r}");
     assert!(r.out.contains("http/error-count"), "{r}");
     let res = report_json(&tc, "down").await;

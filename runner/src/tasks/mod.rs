@@ -15,9 +15,9 @@ use crate::model::Insights;
 pub mod assess;
 pub mod custommetrics;
 pub mod gotemplate;
+pub mod http;
 pub mod httpcall;
 pub mod notify;
-pub mod http;
 pub mod ready;
 pub mod run;
 
