@@ -34,3 +34,7 @@ fmt:
 
 bench:
 	bash scripts/bench
+
+# Re-render the chart's committed snapshots (tests/chart/snapshots) from charts/iter8/ci.
+snapshot:
+	bash scripts/chart-snapshot

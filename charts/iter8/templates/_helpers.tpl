@@ -1,0 +1,91 @@
+{{/*
+Naming and labels shared by every object of the chart.
+*/}}
+
+{{/* Chart name, 63 chars (DNS label). */}}
+{{- define "iter8.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* name-version, as in the helm.sh/chart label. */}}
+{{- define "iter8.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release name (the Secret holding spec and result is named after it). */}}
+{{- define "iter8.fullname" -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of the ServiceAccount, Role and RoleBinding the runner uses. */}}
+{{- define "iter8.rbacName" -}}
+{{- printf "%s-iter8" (.Release.Name | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The ServiceAccount the runner pod uses: the user's, or the chart's. */}}
+{{- define "iter8.serviceAccountName" -}}
+{{- if .Values.serviceAccountName }}
+{{- .Values.serviceAccountName }}
+{{- else }}
+{{- include "iter8.rbacName" . }}
+{{- end }}
+{{- end }}
+
+{{/* Job name: <release>-<revision>-job (63 chars at most). */}}
+{{- define "iter8.jobName" -}}
+{{- $suffix := printf "-%d-job" (int .Release.Revision) }}
+{{- printf "%s%s" (.Release.Name | trunc (int (sub 63 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{/* CronJob name: <release>-<revision>-cronjob (52 chars at most: the CronJob controller
+appends 11 characters to the names of the Jobs it creates). */}}
+{{- define "iter8.cronjobName" -}}
+{{- $suffix := printf "-%d-cronjob" (int .Release.Revision) }}
+{{- printf "%s%s" (.Release.Name | trunc (int (sub 52 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{/* Selector labels: pick the objects of one release. `iter8 log` lists the runner's Jobs
+and pods with app.kubernetes.io/instance=<release>,app.kubernetes.io/name=iter8. */}}
+{{- define "iter8.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "iter8.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels. */}}
+{{- define "iter8.labels" -}}
+helm.sh/chart: {{ include "iter8.chart" . }}
+{{ include "iter8.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: iter8
+{{- end }}
+
+{{/* Labels of the runner's Job / CronJob and pods: standard ones plus the revision. */}}
+{{- define "iter8.runnerLabels" -}}
+{{ include "iter8.labels" . }}
+app.kubernetes.io/component: runner
+iter8.tools/revision: {{ .Release.Revision | quote }}
+{{- end }}
+
+{{/* The runner image: repository:tag, the tag defaulting to the chart's appVersion. */}}
+{{- define "iter8.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/* Whether `tasks` lists a task: include "iter8.hasTask" (list . "ready") */}}
+{{- define "iter8.hasTask" -}}
+{{- if has (index . 1) ((index . 0).Values.tasks | default list) }}true{{ end }}
+{{- end }}
+
+{{/* Validate the top-level values (runner, schedule, tasks). */}}
+{{- define "iter8.validate" -}}
+{{- if not (has .Values.runner (list "job" "cronjob" "none")) }}
+{{- fail (printf "runner: %q is not valid; set runner to job (one loop), cronjob (loops on cronjobSchedule) or none (render the experiment only)" (toString .Values.runner)) }}
+{{- end }}
+{{- if and (eq .Values.runner "cronjob") (not .Values.cronjobSchedule) }}
+{{- fail "cronjobSchedule: missing; runner=cronjob needs a schedule, e.g. --set cronjobSchedule=\"*/5 * * * *\"" }}
+{{- end }}
+{{- if not .Values.tasks }}
+{{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify)" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,82 @@
+{{/* The runner's pod template (Job and CronJob): iter8-runner run directly, no shell. */}}
+{{- define "iter8.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "iter8.runnerLabels" . | nindent 4 }}
+  annotations:
+    sidecar.istio.io/inject: "false"
+spec:
+  serviceAccountName: {{ include "iter8.serviceAccountName" . }}
+  automountServiceAccountToken: true
+  restartPolicy: Never
+  {{- with .Values.podSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: iter8-runner
+      image: {{ include "iter8.image" . | quote }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - --namespace
+        - $(POD_NAMESPACE)
+        - --release
+        - $(ITER8_RELEASE)
+      env:
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: ITER8_RELEASE
+          value: {{ .Release.Name | quote }}
+        - name: ITER8_REVISION
+          value: {{ .Release.Revision | quote }}
+        - name: ITER8_LOG_LEVEL
+          value: {{ .Values.logLevel | quote }}
+        - name: ITER8_LOG_FORMAT
+          value: json
+      {{- with .Values.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.securityContext }}
+      securityContext:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* Job spec fields shared by the Job and the CronJob's jobTemplate. */}}
+{{- define "iter8.jobSpec" -}}
+backoffLimit: 0
+{{- if not (kindIs "invalid" .Values.ttlSecondsAfterFinished) }}
+ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.activeDeadlineSeconds) }}
+activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
+{{- end }}
+template:
+  {{- include "iter8.podTemplate" . | nindent 2 }}
+{{- end }}

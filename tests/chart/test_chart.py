@@ -1,0 +1,383 @@
+"""Chart tests: render charts/iter8 with Helm's engine and assert on the objects."""
+
+from __future__ import annotations
+
+import re
+
+import helm_python as helm
+import pytest
+import yaml
+
+from chartlib import (
+    CHART,
+    ci_values_files,
+    experiment,
+    find,
+    one,
+    render,
+    render_raw,
+    set_values,
+    snapshot_path,
+    snapshot_text,
+)
+
+# Iter8 v0.15's documented quick start, flag for flag.
+ITER8_V015_FLAGS = [
+    "tasks={ready,http,assess}",
+    "ready.deploy=httpbin",
+    "ready.service=httpbin",
+    "ready.timeout=60s",
+    "http.url=http://httpbin.default/get",
+    "assess.SLOs.upper.http/latency-mean=50",
+    "assess.SLOs.upper.http/error-count=0",
+    "runner=job",
+]
+
+HTTP = {"tasks": ["http"], "http": {"url": "http://127.0.0.1:8080/get"}}
+
+
+def render_error(values) -> str:
+    with pytest.raises(helm.HelmError) as e:
+        render(values)
+    return str(e.value)
+
+
+# ---------------------------------------------------------------- Iter8 v0.15 values
+
+
+def test_iter8_v015_values_render_the_expected_experiment():
+    objs = render(set_values(*ITER8_V015_FLAGS))
+    assert experiment(objs) == {
+        "metadata": {"name": "hello", "namespace": "default"},
+        "spec": [
+            {
+                "task": "ready",
+                "with": {
+                    "name": "httpbin",
+                    "namespace": "default",
+                    "resource": "services",
+                    "timeout": "60s",
+                    "version": "v1",
+                },
+            },
+            {
+                "task": "ready",
+                "with": {
+                    "condition": "Available",
+                    "group": "apps",
+                    "name": "httpbin",
+                    "namespace": "default",
+                    "resource": "deployments",
+                    "timeout": "60s",
+                    "version": "v1",
+                },
+            },
+            {"task": "http", "with": {"url": "http://httpbin.default/get"}},
+            {
+                "task": "assess",
+                "with": {
+                    "SLOs": {
+                        "upper": [
+                            {"metric": "http/error-count", "limit": 0},
+                            {"metric": "http/latency-mean", "limit": 50},
+                        ]
+                    }
+                },
+            },
+        ],
+    }
+    assert one(objs, "Job")["metadata"]["name"] == "hello-1-job"
+
+
+def test_fractional_numbers_from_set_become_numbers():
+    objs = render(
+        set_values(
+            "tasks={http,assess}",
+            "http.url=http://x/",
+            "http.qps=2.5",
+            "assess.SLOs.lower.http/request-count=0.5",
+        )
+    )
+    spec = experiment(objs)["spec"]
+    assert spec[0]["with"]["qps"] == 2.5
+    assert spec[1]["with"]["SLOs"]["lower"] == [{"metric": "http/request-count", "limit": 0.5}]
+
+
+def test_ready_shortcuts_for_knative_and_kserve():
+    objs = render(set_values("tasks={ready}", "ready.ksvc=hello", "ready.isvc=model", "ready.namespace=ml"))
+    withs = [t["with"] for t in experiment(objs)["spec"]]
+    assert withs == [
+        {"group": "serving.knative.dev", "version": "v1", "resource": "services", "name": "hello", "condition": "Ready", "namespace": "ml"},
+        {"group": "serving.kserve.io", "version": "v1beta1", "resource": "inferenceservices", "name": "model", "condition": "Ready", "namespace": "ml"},
+    ]
+
+
+def test_generic_ready_target_and_task_condition():
+    values = {
+        "tasks": ["ready", "http", "notify"],
+        "ready": {"version": "v1", "resource": "configmaps", "name": "cfg", "timeout": 5},
+        "http": {"url": "http://x/", "numRequests": 10},
+        "notify": {"url": "http://hook/", "if": "SLOs()", "softFailure": True},
+    }
+    spec = experiment(render(values))["spec"]
+    assert spec[0] == {"task": "ready", "with": {"version": "v1", "resource": "configmaps", "name": "cfg", "namespace": "default", "timeout": "5"}}
+    assert spec[2] == {"task": "notify", "if": "SLOs()", "with": {"url": "http://hook/", "softFailure": True}}
+
+
+def test_http_endpoints_pass_through():
+    values = {
+        "tasks": ["http"],
+        "http": {"numRequests": 20, "endpoints": {"v1": {"url": "http://v1/"}, "v2": {"url": "http://v2/", "headers": {"x": "y"}}}},
+    }
+    spec = experiment(render(values))["spec"]
+    assert spec == [{"task": "http", "with": values["http"]}]
+
+
+# ---------------------------------------------------------------- fail messages
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"runner": "deployment", **HTTP}, 'runner: "deployment" is not valid; set runner to job (one loop), cronjob (loops on cronjobSchedule) or none'),
+        ({"runner": "cronjob", **HTTP}, "cronjobSchedule: missing; runner=cronjob needs a schedule"),
+        ({"tasks": []}, "tasks: empty; list the tasks to run in order"),
+        ({}, "tasks: empty"),
+        ({"tasks": ["http"]}, "http.url: missing; tasks includes http, so set the URL to load"),
+        ({"tasks": ["http"], "http": {"endpoints": {"v1": {"numRequests": 3}}}}, "http.endpoints.v1.url: missing"),
+        ({"tasks": ["http"], "http": {"url": "http://x/", "payloadURL": "http://p/"}}, "http.payloadURL: not supported"),
+        ({"tasks": ["grpc"], "grpc": {"host": "h:50051"}}, "grpc.call: missing; tasks includes grpc"),
+        ({"tasks": ["grpc"], "grpc": {"call": "a.B/C", "endpoints": {"e1": {"call": "a.B/C"}}}}, "grpc.endpoints.e1.host: missing"),
+        ({"tasks": ["ready"]}, "ready: no target; tasks includes ready, so set what to wait for"),
+        ({"tasks": ["ready"], "ready": {"resource": "configmaps", "name": "x"}}, "ready.version: missing"),
+        ({"tasks": ["assess"]}, "assess: nothing to assess; tasks includes assess, so set SLOs"),
+        ({"tasks": ["assess"], "assess": {"SLOs": {"upper": {"http/latency-mean": "1.2.3"}}}}, None),
+        ({"tasks": ["custommetrics"]}, "custommetrics.templates: missing"),
+        ({"tasks": ["notify"]}, "notify.url: missing"),
+        ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify'),
+    ],
+)
+def test_fail_messages(values, message):
+    err = render_error(values)
+    if message is None:  # rejected by the schema: the message names the value
+        assert "/assess/SLOs/upper/http~1latency-mean" in err or "http/latency-mean" in err, err
+    else:
+        assert message in err, err
+
+
+# ---------------------------------------------------------------- schema
+
+
+@pytest.mark.parametrize(
+    "values, path",
+    [
+        ({**HTTP, "runer": "job"}, "additional properties 'runer' not allowed"),
+        ({**HTTP, "image": {"repo": "x"}}, "/image"),
+        ({**HTTP, "ready": {"deployment": "x"}}, "/ready"),
+        ({**HTTP, "assess": {"SLO": {}}}, "/assess"),
+        ({**HTTP, "assess": {"SLOs": {"upper": {"m": "fast"}}}}, "/assess/SLOs/upper/m"),
+        ({**HTTP, "ttlSecondsAfterFinished": "soon"}, "/ttlSecondsAfterFinished"),
+        ({**HTTP, "activeDeadlineSeconds": 0}, "/activeDeadlineSeconds"),
+        ({**HTTP, "logLevel": "loud"}, "/logLevel"),
+        ({**HTTP, "image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"tasks": "http", "http": HTTP["http"]}, "/tasks"),
+        ({"tasks": ["http"], "http": {"url": "http://x/", "numRequests": "many"}}, "/http/numRequests"),
+        ({"tasks": ["http"], "http": {"url": "http://x/", "duration": "10 seconds"}}, "/http/duration"),
+        ({"tasks": ["http"], "http": {"url": "http://x/", "qps": "fast"}}, "/http/qps"),
+        ({"tasks": ["http"], "http": {"url": ["http://x/"]}}, "/http/url"),
+        ({**HTTP, "ready": {"timeout": "1 minute"}}, "/ready/timeout"),
+    ],
+)
+def test_schema_rejects_unknown_keys_and_mistyped_values(values, path):
+    err = render_error(values)
+    assert "values don't meet the specifications of the schema" in err, err
+    assert path in err, err
+
+
+def test_every_value_is_documented_in_the_schema():
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(defaults) == set(schema["properties"]), set(defaults) ^ set(schema["properties"])
+    text = (CHART / "values.yaml").read_text()
+    for key in defaults:
+        # every top-level key has a comment line right above it
+        assert re.search(rf"#[^\n]*\n{re.escape(key)}:", text), f"{key} is not documented in values.yaml"
+
+
+# ---------------------------------------------------------------- objects
+
+
+def test_job_name_carries_the_revision_and_runs_once():
+    objs = render(HTTP, revision=7)
+    job = one(objs, "Job")
+    assert job["metadata"]["name"] == "hello-7-job"
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["metadata"]["labels"]["iter8.tools/revision"] == "7"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == "hello"
+    assert not find(objs, "CronJob")
+
+
+def test_cronjob_name_schedule_and_concurrency():
+    objs = render({**HTTP, "runner": "cronjob", "cronjobSchedule": "*/2 * * * *"}, revision=3)
+    cj = one(objs, "CronJob")
+    assert cj["metadata"]["name"] == "hello-3-cronjob"
+    assert cj["spec"]["schedule"] == "*/2 * * * *"
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    jt = cj["spec"]["jobTemplate"]
+    assert jt["metadata"]["labels"]["app.kubernetes.io/instance"] == "hello"
+    assert jt["spec"]["backoffLimit"] == 0
+    assert jt["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert not find(objs, "Job")
+
+
+def test_long_release_names_are_truncated_to_kubernetes_limits():
+    name = "a" * 53  # helm's longest release name
+    objs = render({**HTTP, "runner": "cronjob", "cronjobSchedule": "@hourly"}, name=name, revision=12345)
+    assert len(one(objs, "CronJob")["metadata"]["name"]) <= 52
+    assert one(objs, "CronJob")["metadata"]["name"].endswith("-12345-cronjob")
+    objs = render(HTTP, name=name, revision=12345)
+    job = one(objs, "Job")["metadata"]["name"]
+    assert len(job) <= 63 and job.endswith("-12345-job")
+    for o in objs:
+        for v in o["metadata"].get("labels", {}).values():
+            assert len(v) <= 63
+
+
+def test_runner_none_renders_only_the_secret():
+    objs = render({**HTTP, "runner": "none"})
+    assert [o["kind"] for o in objs] == ["Secret"]
+
+
+def test_secret_holds_the_experiment_with_standard_labels():
+    secret = one(render(HTTP, revision=2), "Secret", "hello")
+    labels = secret["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "iter8"
+    assert labels["app.kubernetes.io/instance"] == "hello"
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["helm.sh/chart"] == "iter8-0.1.0"
+    assert list(secret["stringData"]) == ["experiment.yaml"]
+    assert secret["metadata"]["annotations"]["iter8.tools/revision"] == "2"
+
+
+def test_role_grants_exactly_the_release_secret():
+    objs = render(HTTP)
+    role = one(objs, "Role", "hello-iter8")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hello"], "verbs": ["get", "patch"]}
+    ]
+    assert not find(objs, "Role", "hello-iter8-ready")
+    binding = one(objs, "RoleBinding", "hello-iter8")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hello-iter8"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hello-iter8", "namespace": "default"}]
+    one(objs, "ServiceAccount", "hello-iter8")
+    pod = one(objs, "Job")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "hello-iter8"
+
+
+def test_ready_role_reads_just_the_named_targets_in_their_namespace():
+    objs = render(set_values(*ITER8_V015_FLAGS, "ready.namespace=apps", "ready.isvc=model"))
+    role = one(objs, "Role", "hello-iter8-ready")
+    assert role["metadata"]["namespace"] == "apps"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "resourceNames": ["httpbin"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["httpbin"], "verbs": ["get"]},
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "resourceNames": ["model"], "verbs": ["get"]},
+    ]
+    binding = one(objs, "RoleBinding", "hello-iter8-ready")
+    assert binding["metadata"]["namespace"] == "apps"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hello-iter8", "namespace": "default"}]
+    # the Secret rule is unchanged
+    assert one(objs, "Role", "hello-iter8")["rules"][0]["resourceNames"] == ["hello"]
+
+
+def test_service_account_name_disables_rbac():
+    objs = render({**HTTP, "tasks": ["ready", "http"], "ready": {"deploy": "x"}, "serviceAccountName": "mine"})
+    assert not find(objs, "Role") and not find(objs, "RoleBinding") and not find(objs, "ServiceAccount")
+    assert one(objs, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def test_pod_is_restricted_and_runs_the_runner_directly():
+    objs = render({**HTTP, "logLevel": "debug"})
+    pod = one(objs, "Job")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (c,) = pod["containers"]
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert "command" not in c  # the image's entrypoint: /iter8-runner, no shell
+    assert c["args"] == ["--namespace", "$(POD_NAMESPACE)", "--release", "$(ITER8_RELEASE)"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["ITER8_RELEASE"]["value"] == "hello"
+    assert env["ITER8_REVISION"]["value"] == "1"
+    assert env["ITER8_LOG_LEVEL"]["value"] == "debug"
+    assert c["image"] == "ghcr.io/iter8-rs/iter8-runner:0.1.0"
+    assert c["resources"] == {"requests": {"memory": "64Mi", "cpu": "250m"}, "limits": {"memory": "128Mi", "cpu": "500m"}}
+
+
+def test_scheduling_and_lifetime_values():
+    values = {
+        **HTTP,
+        "image": {"repository": "localhost/iter8-runner", "tag": "dev", "pullPolicy": "Never"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}},
+        "ttlSecondsAfterFinished": 0,
+        "activeDeadlineSeconds": 600,
+    }
+    job = one(render(values), "Job")
+    assert job["spec"]["ttlSecondsAfterFinished"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["affinity"] == {"nodeAffinity": {}}
+    assert pod["containers"][0]["image"] == "localhost/iter8-runner:dev"
+    assert pod["containers"][0]["imagePullPolicy"] == "Never"
+    assert "ttlSecondsAfterFinished" not in one(render(HTTP), "Job")["spec"]
+
+
+def test_notes_print_the_next_commands():
+    notes = render_raw(HTTP, name="exp", namespace="team")["iter8/templates/NOTES.txt"]
+    assert "iter8 assert --release exp -n team -c completed,nofailure,slos --timeout 120s" in notes
+    assert "iter8 report --release exp -n team" in notes
+
+
+# ---------------------------------------------------------------- lint and snapshots
+
+
+@pytest.mark.parametrize("values_file", ci_values_files(), ids=lambda p: p.name)
+def test_lint_strict_is_clean(values_file):
+    values = yaml.safe_load(values_file.read_text())
+    report = helm.lint(str(CHART), values=values, strict=True)
+    assert report["errors"] == [] and report["messages"] == [], report
+
+
+def test_lint_strict_with_default_values_is_clean():
+    # helm lint treats `fail` leniently; installing the defaults fails (test_fail_messages)
+    report = helm.lint(str(CHART), strict=True)
+    assert report["errors"] == [] and report["messages"] == [], report
+
+
+@pytest.mark.parametrize("values_file", ci_values_files(), ids=lambda p: p.name)
+def test_rendered_snapshot_matches_committed(values_file):
+    committed = snapshot_path(values_file)
+    assert committed.exists(), f"missing {committed}: run make snapshot"
+    assert snapshot_text(values_file) == committed.read_text(), (
+        f"{committed.name} differs from the chart's rendering: run `make snapshot` and review the diff"
+    )
+
+
+def test_ci_values_cover_every_runner():
+    runners = {yaml.safe_load(f.read_text()).get("runner") for f in ci_values_files()}
+    assert runners == {"job", "cronjob", "none"}
