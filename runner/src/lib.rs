@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod k8s;
 pub mod load;
 pub mod model;
 pub mod report;
