@@ -93,6 +93,7 @@ impl MockApi {
         let uri: http::Uri = format!("http://{}", self.addr).parse().expect("uri");
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
+        config.default_retry = false; // as crate::k8s::config sets it
         kube::Client::try_from(config).expect("client")
     }
 

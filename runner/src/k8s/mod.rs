@@ -75,6 +75,9 @@ pub async fn config(opts: &ClientOptions) -> Result<Config> {
         })?
     };
     config.read_timeout = Some(REQUEST_TIMEOUT);
+    // kube's own retry layer retries 429/503/504 up to 15 times with delays growing to
+    // minutes; our callers retry within their own bounds instead (SecretStore, ready).
+    config.default_retry = false;
     Ok(config)
 }
 

@@ -7,6 +7,8 @@ use std::future::Future;
 
 use crate::model::ExperimentResult;
 
+pub mod secret;
+
 /// Why the experiment could not be read or its result written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
