@@ -17,6 +17,7 @@ pub mod custommetrics;
 pub mod gotemplate;
 pub mod httpcall;
 pub mod notify;
+pub mod ready;
 pub mod run;
 
 /// Why a task could not be run or failed.
