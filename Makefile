@@ -5,8 +5,15 @@ CARGO ?= cargo
 # helm for the tests and targets: a real helm on PATH, else scripts/helm (Helm v4 as a library).
 HELM ?= $(shell bash scripts/helm-path)
 export HELM
+# The runner image (the chart's image.repository default) and its tag (the chart's appVersion).
+IMAGE_REPO ?= ghcr.io/iter8-rs/iter8-runner
+VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/iter8/Chart.yaml)
+IMAGE ?= $(IMAGE_REPO):$(VERSION)
+CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+MUSL_TARGET := x86_64-unknown-linux-musl
+KIND_CLUSTER ?= iter8
 
-.PHONY: all build demo test test-only setup lint fmt bench image kind-up kind-e2e schemas snapshot
+.PHONY: all build demo test test-only setup lint fmt bench image kind-up kind-down kind-e2e schemas snapshot
 
 all: build
 
@@ -38,3 +45,25 @@ bench:
 # Re-render the chart's committed snapshots (tests/chart/snapshots) from charts/iter8/ci.
 snapshot:
 	bash scripts/chart-snapshot
+
+# The runner image: a static musl binary built on the host, on `FROM scratch` (no base image
+# to pull). Needs the musl target (rustup target add x86_64-unknown-linux-musl) and musl-gcc
+# (Debian musl-tools), and podman or docker.
+image:
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
+	mkdir -p out/image
+	cp target/$(MUSL_TARGET)/release/iter8-runner out/image/iter8-runner
+	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
+	@$(CONTAINER) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MiB\n", $$1/1048576}'
+
+# A kind cluster for the end-to-end run (laptops, GitHub Actions; not available here).
+kind-up:
+	kind get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+kind-down:
+	kind delete cluster --name $(KIND_CLUSTER)
+
+# Build the image, load it into kind, install httpbin and an experiment, assert the verdict.
+kind-e2e: image
+	IMAGE=$(IMAGE) CONTAINER=$(CONTAINER) KIND_CLUSTER=$(KIND_CLUSTER) bash scripts/kind-e2e

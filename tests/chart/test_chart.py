@@ -381,3 +381,17 @@ def test_rendered_snapshot_matches_committed(values_file):
 def test_ci_values_cover_every_runner():
     runners = {yaml.safe_load(f.read_text()).get("runner") for f in ci_values_files()}
     assert runners == {"job", "cronjob", "none"}
+
+
+def test_app_version_is_the_runner_version_and_the_image_default():
+    import tomllib
+
+    cargo = tomllib.loads((CHART.parents[1] / "Cargo.toml").read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == "0.1.0"
+    assert chart["appVersion"] == cargo["workspace"]["package"]["version"]
+    c = one(render(HTTP), "Job")["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"].endswith(":" + chart["appVersion"])
+    makefile = (CHART.parents[1] / "Makefile").read_text()
+    repo = yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
+    assert f"IMAGE_REPO ?= {repo}" in makefile
