@@ -276,7 +276,9 @@ impl Store for SecretStore {
 }
 
 /// The stored result of a release (for `iter8 report` / `iter8 assert --release`): None
-/// while the runner has not written one yet.
+/// while the runner has not written one yet, and while the stored result belongs to an
+/// earlier revision than the Secret's (`helm upgrade` done, the new run has not written yet),
+/// so `assert` waits for the new run instead of judging the old one.
 pub async fn read_result(
     client: Client,
     namespace: &str,
@@ -289,9 +291,22 @@ pub async fn read_result(
     };
     let secret = get_secret(&api, namespace, release, &retry).await?;
     let what = format!("secret {namespace}/{release}");
-    match data_text(&secret, RESULT_KEY, &what)? {
-        None => Ok(None),
-        Some(text) => parse_result(&text, &what).map(Some),
+    let Some(text) = data_text(&secret, RESULT_KEY, &what)? else {
+        return Ok(None);
+    };
+    let result = parse_result(&text, &what)?;
+    let current: Option<i64> = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION_LABEL))
+        .and_then(|r| r.parse().ok());
+    match (current, result.revision) {
+        (Some(cur), Some(stored)) if stored < cur => {
+            tracing::debug!(secret = %what, stored, current = cur, "the stored result is of an earlier revision");
+            Ok(None)
+        }
+        _ => Ok(Some(result)),
     }
 }
 
@@ -527,6 +542,15 @@ mod tests {
             .expect("read")
             .expect("some");
         assert_eq!((r.num_loops, r.revision), (7, Some(3)));
+        // helm upgrade: the Secret's revision moves on; the old result is not the verdict
+        api.with(|s| {
+            let o = s.objects.get_mut(PATH).expect("secret");
+            o["metadata"]["annotations"][REVISION_LABEL] = json!("4");
+        });
+        assert_eq!(
+            read_result(api.client(), "ns", "exp").await.expect("read"),
+            None
+        );
         let err = read_result(api.client(), "ns", "missing")
             .await
             .expect_err("404");
