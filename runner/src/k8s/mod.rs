@@ -179,6 +179,27 @@ impl RunLog {
     }
 }
 
+/// `iter8 log` output: each run headed by its revision, Job and loop, newest first.
+pub fn format_run_logs(release: &str, namespace: &str, logs: &[RunLog]) -> String {
+    if logs.is_empty() {
+        return format!(
+            "no runner Jobs of release {release} in namespace {namespace} (runner=none, not started yet, or removed after ttlSecondsAfterFinished)\n"
+        );
+    }
+    let mut out = String::new();
+    for l in logs {
+        out.push_str(&format!("=== {} ===\n", l.heading()));
+        if let Some(e) = &l.error {
+            out.push_str(&format!("(no log: {e})\n"));
+        }
+        out.push_str(&l.logs);
+        if !l.logs.is_empty() && !l.logs.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Kubernetes timestamps (jiff) as chrono times.
 pub fn to_chrono(t: k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.as_second(), u32::try_from(t.subsec_nanosecond()).ok()?)
@@ -424,6 +445,18 @@ mod tests {
         assert_eq!(logs[0].cronjob.as_deref(), Some("exp-2-cronjob"));
         assert!(logs[1].error.as_deref().unwrap_or("").contains("no pod"));
         assert!(logs[0].heading().starts_with("revision 2, job exp-2-cronjob-105 (cronjob exp-2-cronjob), loop 2, pod exp-2-cronjob-105-b"));
+        let text = format_run_logs("exp", "ns", &logs);
+        assert!(
+            text.starts_with("=== revision 2, job exp-2-cronjob-105"),
+            "{text}"
+        );
+        assert!(
+            text.contains("loop 2 log\n=== revision 2, job exp-2-cronjob-100"),
+            "{text}"
+        );
+        assert!(text.contains("(no log: no pod"), "{text}");
+        assert!(text.ends_with("job log\n"), "{text}");
+        assert!(format_run_logs("exp", "ns", &[]).starts_with("no runner Jobs of release exp"));
         let (_, q) = &api.with(|s| s.requests[0].clone());
         assert!(q.contains("labelSelector"), "{q}");
     }
