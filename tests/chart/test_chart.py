@@ -124,6 +124,24 @@ def test_generic_ready_target_and_task_condition():
     assert spec[2] == {"task": "notify", "if": "SLOs()", "with": {"url": "http://hook/", "softFailure": True}}
 
 
+def test_slack_shortcut_and_grpc_urls():
+    objs = render(
+        set_values(
+            "tasks={grpc,slack}",
+            "grpc.host=routeguide.default:50051",
+            "grpc.call=routeguide.RouteGuide.GetFeature",
+            "grpc.protoURL=https://example.com/route_guide.proto",
+            "grpc.dataURL=https://example.com/data.json",
+            "slack.url=https://hooks.slack.com/services/T/B/X",
+        )
+    )
+    spec = experiment(objs)["spec"]
+    assert spec[0]["with"]["protoURL"] == "https://example.com/route_guide.proto"
+    assert spec[1] == {"task": "notify", "with": {"slack": {"url": "https://hooks.slack.com/services/T/B/X"}, "softFailure": True}}
+    spec = experiment(render({"tasks": ["slack"], "slack": {"urlFile": "/etc/hook", "softFailure": False}}))["spec"]
+    assert spec == [{"task": "notify", "with": {"slack": {"urlFile": "/etc/hook"}, "softFailure": False}}]
+
+
 def test_http_endpoints_pass_through():
     values = {
         "tasks": ["http"],
@@ -154,7 +172,8 @@ def test_http_endpoints_pass_through():
         ({"tasks": ["assess"], "assess": {"SLOs": {"upper": {"http/latency-mean": "1.2.3"}}}}, None),
         ({"tasks": ["custommetrics"]}, "custommetrics.templates: missing"),
         ({"tasks": ["notify"]}, "notify.url: missing"),
-        ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify'),
+        ({"tasks": ["slack"]}, "slack.url: missing"),
+        ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify, slack'),
     ],
 )
 def test_fail_messages(values, message):
@@ -186,6 +205,11 @@ def test_fail_messages(values, message):
         ({"tasks": ["http"], "http": {"url": "http://x/", "qps": "fast"}}, "/http/qps"),
         ({"tasks": ["http"], "http": {"url": ["http://x/"]}}, "/http/url"),
         ({**HTTP, "ready": {"timeout": "1 minute"}}, "/ready/timeout"),
+        ({"tasks": ["http"], "http": {"url": "http://x/", "numRequest": 10}}, "additional properties 'numRequest' not allowed"),
+        ({"tasks": ["http"], "http": {"endpoints": {"v1": {"url": "http://x/", "qps": "max"}}}}, "/http/endpoints/v1/qps"),
+        ({"tasks": ["grpc"], "grpc": {"host": "h:1", "call": "a.B/C", "totl": 5}}, "additional properties 'totl' not allowed"),
+        ({"tasks": ["grpc"], "grpc": {"host": "h:1", "call": "a.B/C", "concurrency": "lots"}}, "/grpc/concurrency"),
+        ({"tasks": ["notify"], "notify": {"url": "http://h/", "softFailure": "yes"}}, "/notify/softFailure"),
     ],
 )
 def test_schema_rejects_unknown_keys_and_mistyped_values(values, path):

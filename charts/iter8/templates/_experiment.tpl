@@ -23,8 +23,10 @@ spec:
 {{ include "iter8.task.assess" $ }}
 {{- else if eq $t "notify" }}
 {{ include "iter8.task.notify" $ }}
+{{- else if eq $t "slack" }}
+{{ include "iter8.task.slack" $ }}
 {{- else }}
-{{- fail (printf "tasks[%d]: unknown task %q; known tasks: ready, http, grpc, custommetrics, assess, notify" $i (toString $t)) }}
+{{- fail (printf "tasks[%d]: unknown task %q; known tasks: ready, http, grpc, custommetrics, assess, notify, slack" $i (toString $t)) }}
 {{- end }}
 {{- end }}
 {{- end }}

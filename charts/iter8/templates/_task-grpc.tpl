@@ -1,6 +1,7 @@
 {{/*
 grpc: unary gRPC load test of grpc.host + grpc.call (or grpc.endpoints.<name>.host/call).
-Parameters pass through to the runner's grpc task unchanged (Iter8 v0.15 / ghz names).
+Parameters pass through to the runner's grpc task unchanged (Iter8 v0.15 / ghz names;
+protoURL / dataURL / metadataURL are fetched by the runner).
 */}}
 {{- define "iter8.task.grpc" -}}
 {{- $v := .Values.grpc | default dict }}
@@ -14,11 +15,6 @@ Parameters pass through to the runner's grpc task unchanged (Iter8 v0.15 / ghz n
 {{- fail (printf "grpc.endpoints.%s.%s: missing; set it for the endpoint (or grpc.%s for all endpoints)" $name $k $k) }}
 {{- end }}
 {{- end }}
-{{- end }}
-{{- end }}
-{{- range $k := list "protoURL" "dataURL" "binaryDataURL" "metadataURL" }}
-{{- if get $v $k }}
-{{- fail (printf "grpc.%s: not supported (the runner downloads nothing at run time); put the content in the values (proto / data / metadata), e.g. with --set-file" $k) }}
 {{- end }}
 {{- end }}
 {{- $with := deepCopy $v }}
