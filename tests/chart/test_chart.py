@@ -344,7 +344,7 @@ def test_pod_is_restricted_and_runs_the_runner_directly():
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["ITER8_RELEASE"]["value"] == "hello"
     assert env["ITER8_REVISION"]["value"] == "1"
-    assert env["ITER8_LOG_LEVEL"]["value"] == "debug"
+    assert env["RUST_LOG"]["value"] == "debug"
     assert c["image"] == "ghcr.io/iter8-rs/iter8-runner:0.1.0"
     assert c["resources"] == {"requests": {"memory": "64Mi", "cpu": "250m"}, "limits": {"memory": "128Mi", "cpu": "500m"}}
 

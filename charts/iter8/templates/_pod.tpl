@@ -35,10 +35,8 @@ spec:
           value: {{ .Release.Name | quote }}
         - name: ITER8_REVISION
           value: {{ .Release.Revision | quote }}
-        - name: ITER8_LOG_LEVEL
+        - name: RUST_LOG
           value: {{ .Values.logLevel | quote }}
-        - name: ITER8_LOG_FORMAT
-          value: json
       {{- with .Values.resources }}
       resources:
         {{- toYaml . | nindent 8 }}
