@@ -29,6 +29,26 @@ pub const EXPERIMENT_KEY: &str = "experiment.yaml";
 /// Key of the result in the Secret.
 pub const RESULT_KEY: &str = "result.yaml";
 
+/// Environment variable with the Helm release revision (the chart sets it on the pod).
+pub const REVISION_ENV: &str = "ITER8_REVISION";
+
+/// The revision from `ITER8_REVISION` (None when unset or empty).
+pub fn revision_from_env() -> Result<Option<i64>, StoreError> {
+    parse_revision(std::env::var(REVISION_ENV).ok().as_deref())
+}
+
+fn parse_revision(value: Option<&str>) -> Result<Option<i64>, StoreError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| StoreError::Invalid {
+            what: REVISION_ENV.into(),
+            message: format!(
+                "{v:?} is not a revision number (the chart sets it to .Release.Revision)"
+            ),
+        }),
+    }
+}
+
 /// How API calls are retried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -525,6 +545,15 @@ mod tests {
             .expect_err("404");
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
         assert!(err.to_string().contains("helm install"), "{err}");
+    }
+
+    #[test]
+    fn revision_parses_from_the_environment_value() {
+        assert_eq!(parse_revision(None).expect("none"), None);
+        assert_eq!(parse_revision(Some(" ")).expect("empty"), None);
+        assert_eq!(parse_revision(Some("12")).expect("12"), Some(12));
+        let err = parse_revision(Some("twelve")).expect_err("bad");
+        assert!(err.to_string().contains("ITER8_REVISION"), "{err}");
     }
 
     #[tokio::test]
