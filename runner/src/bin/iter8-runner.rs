@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use iter8::engine::{run_experiment, EngineError, EngineOptions};
+use iter8::k8s::ClientOptions;
 use iter8::store::file::FileStore;
+use iter8::store::secret::{revision_from_env, SecretStore, RESULT_KEY};
 use iter8::store::{Store, StoreError};
 use iter8::tasks::Progress;
 use tracing_subscriber::EnvFilter;
@@ -49,12 +51,19 @@ struct Opts {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
-    /// Namespace of the experiment (in a cluster).
-    #[arg(long)]
+    /// Namespace of the experiment (in a cluster; the chart sets POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
     namespace: Option<String>,
-    /// Helm release whose Secret holds the experiment and the result (in a cluster).
-    #[arg(long, requires = "namespace")]
+    /// Helm release whose Secret holds the experiment and the result: cluster mode (the
+    /// chart sets ITER8_RELEASE). The release revision comes from ITER8_REVISION.
+    #[arg(long, env = "ITER8_RELEASE", requires = "namespace")]
     release: Option<String>,
+    /// Kubeconfig file in cluster mode (default: KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context in cluster mode (default: the current context).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -73,11 +82,8 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        if opts.release.is_some() {
-            eprintln!(
-                "iter8-runner: --release (cluster mode) is not available in this build; run locally with -f experiment.yaml -o result.yaml"
-            );
-            return ExitCode::from(EXIT_USAGE);
+        if let (Some(release), Some(namespace)) = (&opts.release, &opts.namespace) {
+            return run_in_cluster(&opts, namespace, release, show_progress).await;
         }
         let store = FileStore::new(&opts.file, &opts.output, opts.continue_previous);
         let options = EngineOptions {
@@ -85,8 +91,50 @@ fn main() -> ExitCode {
             kube: None,
             stop: Some(stop_on_signals()),
         };
-        execute(&store, &options, show_progress, opts.quiet, &opts.output.display().to_string()).await
+        execute(
+            &store,
+            &options,
+            show_progress,
+            opts.quiet,
+            &opts.output.display().to_string(),
+        )
+        .await
     })
+}
+
+/// Cluster mode: the experiment and the result live in the release's Secret.
+async fn run_in_cluster(
+    opts: &Opts,
+    namespace: &str,
+    release: &str,
+    show_progress: bool,
+) -> ExitCode {
+    let client_opts = ClientOptions {
+        kubeconfig: opts.kubeconfig.clone(),
+        context: opts.context.clone(),
+    };
+    let client = match iter8::k8s::client(&client_opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iter8-runner: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let revision = match revision_from_env() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iter8-runner: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let store = SecretStore::new(client.clone(), namespace, release, revision);
+    let options = EngineOptions {
+        namespace: Some(namespace.to_string()),
+        kube: Some(client),
+        stop: Some(stop_on_signals()),
+    };
+    let destination = format!("secret {namespace}/{release} (key {RESULT_KEY})");
+    execute(&store, &options, show_progress, opts.quiet, &destination).await
 }
 
 /// A channel that turns `true` on SIGINT or SIGTERM (Kubernetes stops a pod with SIGTERM):

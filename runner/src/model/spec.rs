@@ -16,6 +16,7 @@ use serde_yaml::{Mapping, Value};
 use crate::tasks::assess::AssessTask;
 use crate::tasks::custommetrics::CustomMetricsTask;
 use crate::tasks::notify::NotifyTask;
+use crate::tasks::ready::ReadyTask;
 use crate::tasks::run::RunTask;
 use crate::tasks::{TaskContext, TaskError};
 
@@ -89,6 +90,8 @@ pub enum TaskSpec {
     CustomMetrics(CustomMetricsTask),
     /// Send the experiment's summary to a webhook, Slack or GitHub.
     Notify(NotifyTask),
+    /// Wait until a Kubernetes object exists and, optionally, has a condition True.
+    Ready(ReadyTask),
     /// A shell script (`run:` envelope; not selectable as `task: run`).
     #[serde(skip)]
     #[schemars(skip)]
@@ -102,6 +105,7 @@ impl TaskSpec {
             TaskSpec::Assess(_) => "assess",
             TaskSpec::CustomMetrics(_) => "custommetrics",
             TaskSpec::Notify(_) => "notify",
+            TaskSpec::Ready(_) => "ready",
             TaskSpec::Run(_) => "run",
         }
     }
@@ -112,6 +116,7 @@ impl TaskSpec {
             TaskSpec::Assess(t) => t.validate(),
             TaskSpec::CustomMetrics(t) => t.validate(),
             TaskSpec::Notify(t) => t.validate(),
+            TaskSpec::Ready(t) => t.validate(),
             TaskSpec::Run(t) => t.validate(),
         }
     }
@@ -122,6 +127,7 @@ impl TaskSpec {
             TaskSpec::Assess(t) => t.run(ctx).await,
             TaskSpec::CustomMetrics(t) => t.run(ctx).await,
             TaskSpec::Notify(t) => t.run(ctx).await,
+            TaskSpec::Ready(t) => t.run(ctx).await,
             TaskSpec::Run(t) => t.run(ctx).await,
         }
     }
@@ -131,6 +137,7 @@ impl TaskSpec {
         match self {
             TaskSpec::CustomMetrics(t) => t.metric_prefixes(),
             TaskSpec::Assess(_) | TaskSpec::Notify(_) | TaskSpec::Run(_) => Vec::new(),
+            TaskSpec::Ready(t) => t.metric_prefixes(),
         }
     }
 }
