@@ -13,7 +13,7 @@ CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo do
 MUSL_TARGET := x86_64-unknown-linux-musl
 KIND_CLUSTER ?= iter8
 
-.PHONY: all build demo test test-only setup lint fmt bench image kind-up kind-down kind-e2e schemas snapshot
+.PHONY: all build demo test test-only setup lint fmt bench image image-check kind-up kind-down kind-e2e schemas snapshot
 
 all: build
 
@@ -56,6 +56,10 @@ image:
 	cp target/$(MUSL_TARGET)/release/iter8-runner out/image/iter8-runner
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
 	@$(CONTAINER) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MiB\n", $$1/1048576}'
+
+# Run the image once (podman here needs --runtime runc and lowered ulimits).
+image-check:
+	$(CONTAINER) run --rm $(if $(filter podman,$(CONTAINER)),--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024) $(IMAGE) --version
 
 # A kind cluster for the end-to-end run (laptops, GitHub Actions; not available here).
 kind-up:
