@@ -573,7 +573,11 @@ async fn ready_on_a_deployment_and_unreachable_target() {
     .await;
     assert_eq!(r.code, 1, "{r}");
     assert!(r.out.contains("http/error-count"), "{r}");
+    // the reason is recorded: every request counted as refused
+    let r = iter8(&tc, &["report", "--release", "down", "-n", NS]).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.out.to_lowercase().contains("refused"), "{r}");
     let res = report_json(&tc, "down").await;
     let text = res.to_string();
-    assert!(text.contains("error-count"), "{res}");
+    assert!(text.contains("http/error-count"), "{res}");
 }
