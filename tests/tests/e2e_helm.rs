@@ -241,12 +241,11 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     let url = format!("http://{addr}/get");
     let rel = "exp";
 
-    // install: the Job runs the runner; the verdict is read from the Secret.
-    let r = install(&tc, "install", rel, &http_sets(&url, "5000"), true).await;
+    // install: the Job runs the runner; `assert --timeout` polls the Secret until the
+    // result is there.
+    let r = install(&tc, "install", rel, &http_sets(&url, "5000"), false).await;
     assert_eq!(r.code, 0, "helm install: {r}");
     assert!(r.out.contains("iter8 assert --release exp"), "NOTES: {r}");
-    let job = tc.wait_job(NS, "exp-1-job", JOB_WAIT).await.expect("job");
-    assert_eq!(job["status"]["succeeded"], 1, "{job}");
     let r = iter8(
         &tc,
         &[
@@ -264,6 +263,8 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     .await;
     assert_eq!(r.code, 0, "assert: {r}");
     assert!(r.out.contains("all conditions hold"), "{r}");
+    let job = tc.wait_job(NS, "exp-1-job", JOB_WAIT).await.expect("job");
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
     let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;
     assert_eq!(r.code, 0, "report: {r}");
     for m in [
