@@ -656,13 +656,7 @@ impl ResultReader for ClusterReader {
             .map_err(fail)?;
             crate::store::secret::read_result(client, &namespace, &release.name)
                 .await
-                .map_err(|e| match e {
-                    crate::store::StoreError::NotFound(what) => fail(format!(
-                        "{what} not found: is the release installed in namespace {namespace}? \
-                         (helm list -n {namespace})"
-                    )),
-                    other => fail(other.to_string()),
-                })
+                .map_err(|e| fail(e.to_string()))
         })
     }
 }

@@ -361,8 +361,9 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
         .await
         .expect("runner");
     let r = to_run(o);
-    assert_ne!(r.code, 0, "{r}");
-    assert!(r.err.contains("forbidden") || r.err.contains("403"), "{r}");
+    eprintln!("runner pointed at another release's Secret:\n{r}");
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.err.contains("forbidden") && r.err.contains("403"), "{r}");
     assert!(r.err.contains("other"), "{r}");
     let denied: Vec<_> = tc
         .request_log()
@@ -416,6 +417,7 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     }
     assert!(left.is_empty(), "left after uninstall: {left:?}");
     let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;
+    eprintln!("report after uninstall:\n{r}");
     assert_eq!(r.code, 3, "{r}");
     assert!(r.err.contains("not found"), "{r}");
 }
