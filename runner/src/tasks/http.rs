@@ -1,0 +1,1199 @@
+//! The `http` task: load test of one URL, or of several named `endpoints` (A/B/n), with
+//! Iter8's parameters, on the shared load engine ([`crate::load`]).
+//!
+//! # Endpoints and versions
+//! Without `endpoints`, the task loads `url` and records version 0 with prefix `http`.
+//! With `endpoints`, each endpoint is a version: versions are the endpoints **sorted by
+//! name** (so `v1`, `v2`; the YAML order of a map is not kept), loaded one after the other.
+//! An endpoint's keys override the top-level ones (`headers` merge, the endpoint's value of
+//! a header wins). Version `i` gets every metric twice: under `http-<endpoint>/...` (Iter8's
+//! names) and under `http/...`, so that SLOs and rewards on `http/...` compare versions.
+//!
+//! # Metrics (per version; latencies in milliseconds, units `msec`)
+//! `<prefix>/request-count`, `error-count`, `error-rate` (0..1), `latency-mean`,
+//! `latency-stddev` (population), `latency-min`, `latency-max`, `latency-p<X>` for
+//! 50, 75, 90, 95, 99, 99.9 and every `percentiles` value (`p99.90` is named `p99.9`),
+//! the histogram `<prefix>/latency`, and counters that are present only when non-zero:
+//! `<prefix>/status-<code>` (responses with that HTTP status, e.g. `http/status-200`) and
+//! `<prefix>/error-<kind>` (requests without a response: `refused`, `timeout`, `reset`,
+//! `tls`, `other`, e.g. `http/error-refused`).
+//!
+//! # Errors
+//! A response whose status falls in one of `errorRanges` (inclusive; default `>= 400`) is
+//! an error; so is every request without a response. Both are counted, never `Err`.
+//! The task fails only when it cannot load at all: invalid input, unreadable
+//! `payloadFile` / `caFile` or a host name that does not resolve (all found before the
+//! first request), or the engine failing to start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+
+use super::{TaskContext, TaskError};
+use crate::load::{run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
+use crate::model::metrics::percentile_suffix;
+use crate::model::{GoDuration, Insights, MetricMeta, MetricType};
+
+/// Percentiles always reported.
+pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
+/// Requests sent when neither `numRequests` nor `duration` is given.
+pub const DEFAULT_NUM_REQUESTS: u64 = 100;
+/// Requests per second when `qps` is not given.
+pub const DEFAULT_QPS: f64 = 8.0;
+/// Concurrent connections when `connections` is not given.
+pub const DEFAULT_CONNECTIONS: usize = 4;
+/// Per-request timeout when `timeout` is not given (fortio's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A range of HTTP status codes counted as errors; both bounds inclusive, either optional.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRange {
+    /// Lowest status code of the range (inclusive); no lower bound when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<u16>,
+    /// Highest status code of the range (inclusive); no upper bound when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<u16>,
+}
+
+impl ErrorRange {
+    fn contains(&self, status: u16) -> bool {
+        self.lower.is_none_or(|l| status >= l) && self.upper.is_none_or(|u| status <= u)
+    }
+}
+
+/// Inputs of the `http` task (Iter8's names). Every key but `endpoints` and `percentiles`
+/// can also be set per endpoint.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpTask {
+    /// URL to load (`http://` or `https://`), e.g. `http://127.0.0.1:8080/get`. Required
+    /// unless every endpoint has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Number of requests to send (over all connections). Default 100 when no `duration`
+    /// is given; with both, the load stops at whichever comes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests: Option<u64>,
+    /// How long to send requests, e.g. `10s`, `1m30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<GoDuration>,
+    /// Requests per second over all connections (default 8). `0` or negative: as fast as
+    /// possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qps: Option<f64>,
+    /// Number of parallel connections, each with one request in flight (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Request body as a string; makes the request a POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_str: Option<String>,
+    /// Path of a file whose content is the request body; makes the request a POST. Read
+    /// once, before the first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_file: Option<String>,
+    /// `Content-Type` of the request body, e.g. `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Status code ranges counted as errors (default: `[{lower: 400}]`). Requests without a
+    /// response always are errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_ranges: Option<Vec<ErrorRange>>,
+    /// Extra latency percentiles to report, besides 50, 75, 90, 95, 99 and 99.9.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percentiles: Vec<f64>,
+    /// Requests of a warmup phase whose results are discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_num_requests: Option<u64>,
+    /// Duration of a warmup phase whose results are discarded, e.g. `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_duration: Option<GoDuration>,
+    /// Per-request timeout, connection included (default `3s`). A request that takes longer
+    /// counts as an error of kind `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
+    /// Use HTTP/2: for `http://` URLs, HTTP/2 without TLS (h2c, prior knowledge); for
+    /// `https://` URLs, offer `h2` before `http/1.1` in ALPN. Default false (HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<bool>,
+    /// PEM file of extra CA certificates trusted for `https://` URLs (besides the Mozilla
+    /// roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Do not verify the server's TLS certificate (test setups only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Named endpoints, each loaded in turn and reported as one version (A/B/n); versions
+    /// are ordered by endpoint name. Their keys override the top-level ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, HttpEndpoint>,
+}
+
+/// One endpoint of the `http` task; every key overrides the task's top-level one.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpEndpoint {
+    /// URL to load (`http://` or `https://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Number of requests to send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests: Option<u64>,
+    /// How long to send requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<GoDuration>,
+    /// Requests per second; `0` or negative: as fast as possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qps: Option<f64>,
+    /// Number of parallel connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Request headers (merged over the top-level ones).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Request body as a string; makes the request a POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_str: Option<String>,
+    /// File whose content is the request body; makes the request a POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_file: Option<String>,
+    /// `Content-Type` of the request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Status code ranges counted as errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_ranges: Option<Vec<ErrorRange>>,
+    /// Requests of a discarded warmup phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_num_requests: Option<u64>,
+    /// Duration of a discarded warmup phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_duration: Option<GoDuration>,
+    /// Per-request timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
+    /// Use HTTP/2 (h2c for `http://`, ALPN `h2` for `https://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<bool>,
+    /// PEM file of extra CA certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Do not verify the server's TLS certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+}
+
+/// One endpoint with the top-level values applied and defaults filled in.
+#[derive(Clone, Debug)]
+struct Resolved {
+    /// Endpoint name (None: the top-level URL).
+    name: Option<String>,
+    /// Prefix of field names in messages: "" or "endpoints.<name>.".
+    field: String,
+    url: Option<String>,
+    num_requests: Option<u64>,
+    duration: Option<Duration>,
+    qps: f64,
+    connections: usize,
+    headers: BTreeMap<String, String>,
+    payload_str: Option<String>,
+    payload_file: Option<String>,
+    content_type: Option<String>,
+    error_ranges: Vec<ErrorRange>,
+    warmup_num_requests: Option<u64>,
+    warmup_duration: Option<Duration>,
+    timeout: Duration,
+    http2: bool,
+    ca_file: Option<String>,
+    insecure_skip_verify: bool,
+}
+
+impl Resolved {
+    fn f(&self, key: &str) -> String {
+        format!("{}{key}", self.field)
+    }
+
+    fn prefix(&self) -> String {
+        match &self.name {
+            Some(n) => format!("http-{n}"),
+            None => "http".to_string(),
+        }
+    }
+
+    fn stop(&self) -> Stop {
+        let num_requests = match (self.num_requests, self.duration) {
+            (None, None) => Some(DEFAULT_NUM_REQUESTS),
+            (n, _) => n,
+        };
+        Stop {
+            num_requests,
+            duration: self.duration,
+        }
+    }
+
+    fn warmup(&self) -> Option<Stop> {
+        let w = Stop {
+            num_requests: self.warmup_num_requests.filter(|n| *n > 0),
+            duration: self.warmup_duration.filter(|d| !d.is_zero()),
+        };
+        (w.num_requests.is_some() || w.duration.is_some()).then_some(w)
+    }
+
+    fn plan(&self) -> LoadPlan {
+        let mut plan = LoadPlan::new(self.qps, self.stop(), self.connections);
+        plan.warmup = self.warmup();
+        plan.timeout = self.timeout;
+        plan
+    }
+}
+
+impl HttpTask {
+    fn resolve(&self) -> Vec<Resolved> {
+        let top = |name: Option<String>, field: String| Resolved {
+            name,
+            field,
+            url: self.url.clone(),
+            num_requests: self.num_requests,
+            duration: self.duration.map(GoDuration::as_duration),
+            qps: self.qps.unwrap_or(DEFAULT_QPS),
+            connections: self.connections.unwrap_or(DEFAULT_CONNECTIONS),
+            headers: self.headers.clone(),
+            payload_str: self.payload_str.clone(),
+            payload_file: self.payload_file.clone(),
+            content_type: self.content_type.clone(),
+            error_ranges: self.error_ranges.clone().unwrap_or_else(default_error_ranges),
+            warmup_num_requests: self.warmup_num_requests,
+            warmup_duration: self.warmup_duration.map(GoDuration::as_duration),
+            timeout: self.timeout.map_or(DEFAULT_TIMEOUT, GoDuration::as_duration),
+            http2: self.http2.unwrap_or(false),
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify.unwrap_or(false),
+        };
+        if self.endpoints.is_empty() {
+            return vec![top(None, String::new())];
+        }
+        self.endpoints
+            .iter()
+            .map(|(name, e)| {
+                let mut r = top(Some(name.clone()), format!("endpoints.{name}."));
+                if e.url.is_some() {
+                    r.url = e.url.clone();
+                }
+                if e.num_requests.is_some() || e.duration.is_some() {
+                    // The endpoint sets its own amount of load.
+                    r.num_requests = e.num_requests;
+                    r.duration = e.duration.map(GoDuration::as_duration);
+                }
+                if let Some(q) = e.qps {
+                    r.qps = q;
+                }
+                if let Some(c) = e.connections {
+                    r.connections = c;
+                }
+                for (k, v) in &e.headers {
+                    r.headers.insert(k.clone(), v.clone());
+                }
+                if e.payload_str.is_some() || e.payload_file.is_some() {
+                    r.payload_str = e.payload_str.clone();
+                    r.payload_file = e.payload_file.clone();
+                }
+                if e.content_type.is_some() {
+                    r.content_type = e.content_type.clone();
+                }
+                if let Some(er) = &e.error_ranges {
+                    r.error_ranges = er.clone();
+                }
+                if e.warmup_num_requests.is_some() || e.warmup_duration.is_some() {
+                    r.warmup_num_requests = e.warmup_num_requests;
+                    r.warmup_duration = e.warmup_duration.map(GoDuration::as_duration);
+                }
+                if let Some(t) = e.timeout {
+                    r.timeout = t.as_duration();
+                }
+                if let Some(h) = e.http2 {
+                    r.http2 = h;
+                }
+                if e.ca_file.is_some() {
+                    r.ca_file = e.ca_file.clone();
+                }
+                if let Some(i) = e.insecure_skip_verify {
+                    r.insecure_skip_verify = i;
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// Metric name prefixes this task produces: `http`, plus `http-<endpoint>` per endpoint.
+    pub fn metric_prefixes(&self) -> Vec<String> {
+        let mut p = vec!["http".to_string()];
+        p.extend(self.endpoints.keys().map(|n| format!("http-{n}")));
+        p
+    }
+
+    /// Version names: the endpoint names in order (empty without endpoints).
+    pub fn version_names(&self) -> Vec<String> {
+        self.endpoints.keys().cloned().collect()
+    }
+
+    /// Every check that needs no I/O. The field in the error is the path inside `with`.
+    pub fn validate(&self) -> Result<(), TaskError> {
+        for (i, p) in self.percentiles.iter().enumerate() {
+            if !(p.is_finite() && *p > 0.0 && *p <= 100.0) {
+                return Err(TaskError::invalid(
+                    format!("percentiles[{i}]"),
+                    format!("{p} is not a percentile; use a number in (0, 100], e.g. 99.9"),
+                ));
+            }
+        }
+        for name in self.endpoints.keys() {
+            if name.is_empty() || name.contains(['/', ' ']) {
+                return Err(TaskError::invalid(
+                    format!("endpoints.{name}"),
+                    "an endpoint name must be non-empty, without '/' or spaces (it becomes \
+                     part of metric names http-<name>/...)",
+                ));
+            }
+        }
+        for r in self.resolve() {
+            validate_resolved(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Load every endpoint in turn and record the metrics.
+    pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        self.validate()?;
+        // Everything that needs I/O but no request: files and names, for every endpoint,
+        // before the first request.
+        let mut prepared = Vec::new();
+        for r in self.resolve() {
+            let sender = HttpSender::prepare(&r).await?;
+            prepared.push((r, sender));
+        }
+        let names = self.version_names();
+        ctx.insights.ensure_versions(&names);
+        let percentiles = self.all_percentiles();
+        for (version, (r, sender)) in prepared.into_iter().enumerate() {
+            let plan = r.plan();
+            let label = match &r.name {
+                Some(n) => format!("http {n}"),
+                None => "http".to_string(),
+            };
+            ctx.progress
+                .start(label, plan.stop.num_requests.filter(|_| plan.stop.duration.is_none()).unwrap_or(0));
+            tracing::info!(url = %r.url.as_deref().unwrap_or_default(), qps = r.qps, connections = r.connections, "http: load starts");
+            let report = run_load(&plan, sender, Some(ctx.progress))
+                .await
+                .map_err(|e| TaskError::Failed(format!("http: {e}")))?;
+            if report.requests > 0 && report.errors == report.requests {
+                tracing::warn!(
+                    url = %r.url.as_deref().unwrap_or_default(),
+                    "http: every request failed: {:?}",
+                    report.error_kinds
+                );
+            }
+            let mut prefixes = vec![r.prefix()];
+            if r.name.is_some() {
+                prefixes.push("http".to_string());
+            }
+            for prefix in prefixes {
+                record_metrics(ctx.insights, version, &prefix, &report, &percentiles);
+            }
+        }
+        Ok(())
+    }
+
+    /// 50, 75, 90, 95, 99, 99.9 and the user's, without duplicates, ascending.
+    fn all_percentiles(&self) -> Vec<f64> {
+        let mut all: Vec<f64> = DEFAULT_PERCENTILES.to_vec();
+        all.extend(self.percentiles.iter().copied().filter(|p| p.is_finite()));
+        all.sort_by(f64::total_cmp);
+        all.dedup_by(|a, b| percentile_suffix(*a) == percentile_suffix(*b));
+        all
+    }
+}
+
+fn default_error_ranges() -> Vec<ErrorRange> {
+    vec![ErrorRange {
+        lower: Some(400),
+        upper: None,
+    }]
+}
+
+fn validate_resolved(r: &Resolved) -> Result<(), TaskError> {
+    let Some(url) = r.url.as_deref() else {
+        return Err(TaskError::invalid(
+            r.f("url"),
+            "missing; set the URL to load, e.g. http://127.0.0.1:8080/get",
+        ));
+    };
+    parse_url(url).map_err(|m| TaskError::invalid(r.f("url"), m))?;
+    if r.num_requests == Some(0) {
+        return Err(TaskError::invalid(
+            r.f("numRequests"),
+            "must be at least 1 (or leave it out and set a duration)",
+        ));
+    }
+    if r.duration.is_some_and(|d| d.is_zero()) {
+        return Err(TaskError::invalid(
+            r.f("duration"),
+            "must be more than 0, e.g. \"10s\"",
+        ));
+    }
+    if r.qps.is_nan() {
+        return Err(TaskError::invalid(
+            r.f("qps"),
+            "must be a number (0 or negative: as fast as possible)",
+        ));
+    }
+    if r.connections == 0 {
+        return Err(TaskError::invalid(
+            r.f("connections"),
+            "must be at least 1",
+        ));
+    }
+    if r.timeout.is_zero() {
+        return Err(TaskError::invalid(
+            r.f("timeout"),
+            "must be more than 0, e.g. \"3s\"",
+        ));
+    }
+    if r.payload_str.is_some() && r.payload_file.is_some() {
+        return Err(TaskError::invalid(
+            r.f("payloadFile"),
+            "set either payloadStr or payloadFile, not both",
+        ));
+    }
+    if r.payload_file.as_deref().is_some_and(str::is_empty) {
+        return Err(TaskError::invalid(
+            r.f("payloadFile"),
+            "is empty; set the path of the file holding the request body",
+        ));
+    }
+    for (name, value) in &r.headers {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            TaskError::invalid(
+                r.f(&format!("headers.{name}")),
+                "is not a valid header name (letters, digits and -, e.g. X-Request-Id)",
+            )
+        })?;
+        HeaderValue::from_str(value).map_err(|_| {
+            TaskError::invalid(
+                r.f(&format!("headers.{name}")),
+                "the value has characters not allowed in a header (e.g. a newline)",
+            )
+        })?;
+    }
+    if let Some(ct) = &r.content_type {
+        HeaderValue::from_str(ct).map_err(|_| {
+            TaskError::invalid(
+                r.f("contentType"),
+                "is not a valid header value, use e.g. application/json",
+            )
+        })?;
+    }
+    for (i, er) in r.error_ranges.iter().enumerate() {
+        match (er.lower, er.upper) {
+            (None, None) => {
+                return Err(TaskError::invalid(
+                    r.f(&format!("errorRanges[{i}]")),
+                    "set lower and/or upper, e.g. {lower: 500} or {lower: 400, upper: 499}",
+                ))
+            }
+            (Some(l), Some(u)) if l > u => {
+                return Err(TaskError::invalid(
+                    r.f(&format!("errorRanges[{i}]")),
+                    format!("lower ({l}) is above upper ({u})"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if r.ca_file.as_deref().is_some_and(str::is_empty) {
+        return Err(TaskError::invalid(
+            r.f("caFile"),
+            "is empty; set the path of a PEM file of CA certificates",
+        ));
+    }
+    Ok(())
+}
+
+/// The parts of a URL the client needs.
+struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+    authority: String,
+    path_and_query: String,
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let uri: Uri = url.trim().parse().map_err(|e| {
+        format!("{url:?} is not a valid URL ({e}); use e.g. http://127.0.0.1:8080/get")
+    })?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(format!(
+                "scheme {other:?} is not supported; use http:// or https://"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "{url:?} has no scheme; use e.g. http://{}",
+                url.trim()
+            ))
+        }
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url:?} has no host; use e.g. http://127.0.0.1:8080/get"))?;
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!(
+            "{url:?} has no host; use e.g. http://127.0.0.1:8080/get"
+        ));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Ok(Target {
+        https,
+        host,
+        port,
+        authority: authority.as_str().to_string(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+    })
+}
+
+fn record_metrics(
+    insights: &mut Insights,
+    version: usize,
+    prefix: &str,
+    report: &LoadReport,
+    percentiles: &[f64],
+) {
+    let ms = Some("msec");
+    let mut put = |name: &str, kind: MetricType, desc: &str, units: Option<&str>, v: f64| {
+        let full = format!("{prefix}/{name}");
+        insights.register_metric(&full, MetricMeta::new(kind, desc, units));
+        insights.record(version, &full, v);
+    };
+    put(
+        "request-count",
+        MetricType::Counter,
+        "number of requests sent",
+        None,
+        report.requests as f64,
+    );
+    put(
+        "error-count",
+        MetricType::Counter,
+        "number of responses that were errors (errorRanges) plus requests without a response",
+        None,
+        report.errors as f64,
+    );
+    put(
+        "error-rate",
+        MetricType::Gauge,
+        "fraction of requests that were errors",
+        None,
+        report.error_rate(),
+    );
+    let l = &report.latency;
+    let stats = [
+        ("latency-mean", "mean latency", l.mean_ms()),
+        ("latency-stddev", "standard deviation of latency", l.stddev_ms()),
+        ("latency-min", "minimum latency", l.min_ms()),
+        ("latency-max", "maximum latency", l.max_ms()),
+    ];
+    for (name, desc, v) in stats {
+        if let Some(v) = v {
+            put(name, MetricType::Gauge, desc, ms, v);
+        }
+    }
+    for p in percentiles {
+        if let Some(v) = l.percentile_ms(*p) {
+            let suffix = percentile_suffix(*p);
+            put(
+                &format!("latency-{suffix}"),
+                MetricType::Gauge,
+                &format!("{} percentile of latency", &suffix[1..]),
+                ms,
+                v,
+            );
+        }
+    }
+    for (code, n) in &report.statuses {
+        put(
+            &format!("status-{code}"),
+            MetricType::Counter,
+            &format!("number of responses with HTTP status {code}"),
+            None,
+            *n as f64,
+        );
+    }
+    for (kind, n) in &report.error_kinds {
+        put(
+            &format!("error-{kind}"),
+            MetricType::Counter,
+            &format!("number of requests without a response, of kind {kind}"),
+            None,
+            *n as f64,
+        );
+    }
+    let hist_name = format!("{prefix}/latency");
+    insights.register_metric(
+        &hist_name,
+        MetricMeta::new(MetricType::Histogram, "latency histogram", ms),
+    );
+    if l.count() > 0 {
+        insights.record_histogram(version, &hist_name, &l.to_model());
+    }
+}
+
+// ---- the client -----------------------------------------------------------------------------
+
+/// The request template of one endpoint, shared by every worker.
+pub struct HttpSender {
+    addrs: Vec<SocketAddr>,
+    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    /// h2c prior knowledge for http:// URLs.
+    h2c: bool,
+    method: Method,
+    /// origin-form for HTTP/1.1
+    uri_h1: Uri,
+    /// absolute-form for HTTP/2
+    uri_h2: Uri,
+    headers_h1: HeaderMap,
+    headers_h2: HeaderMap,
+    body: Bytes,
+    error_ranges: Vec<ErrorRange>,
+}
+
+/// One worker's connection (None until the first request, and after a failure).
+#[derive(Default)]
+pub struct HttpConn {
+    sender: Option<SendReq>,
+}
+
+enum SendReq {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl HttpSender {
+    /// Read files, resolve the host, build the request template. Errors name the field.
+    async fn prepare(r: &Resolved) -> Result<Self, TaskError> {
+        let url = r.url.as_deref().unwrap_or_default();
+        let target = parse_url(url).map_err(|m| TaskError::invalid(r.f("url"), m))?;
+        let body = match (&r.payload_str, &r.payload_file) {
+            (Some(s), _) => Some(Bytes::from(s.clone())),
+            (None, Some(path)) => Some(Bytes::from(tokio::fs::read(path).await.map_err(
+                |e| {
+                    TaskError::invalid(
+                        r.f("payloadFile"),
+                        format!("cannot read {path:?}: {e}; set the path of a readable file"),
+                    )
+                },
+            )?)),
+            (None, None) => None,
+        };
+        let tls = if target.https {
+            let ca = match &r.ca_file {
+                Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
+                    TaskError::invalid(r.f("caFile"), format!("cannot read {path:?}: {e}"))
+                })?),
+                None => None,
+            };
+            let config = tls_config(ca.as_deref(), r.insecure_skip_verify, r.http2)
+                .map_err(|m| TaskError::invalid(r.f("caFile"), m))?;
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(
+                |e| TaskError::invalid(r.f("url"), format!("invalid TLS server name: {e}")),
+            )?;
+            Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+        } else {
+            None
+        };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| {
+                TaskError::invalid(
+                    r.f("url"),
+                    format!("cannot resolve host {:?}: {e}", target.host),
+                )
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(TaskError::invalid(
+                r.f("url"),
+                format!("host {:?} has no address", target.host),
+            ));
+        }
+        let scheme = if target.https { "https" } else { "http" };
+        let uri_h2: Uri = format!("{scheme}://{}{}", target.authority, target.path_and_query)
+            .parse()
+            .map_err(|e| TaskError::invalid(r.f("url"), format!("invalid URL: {e}")))?;
+        let uri_h1: Uri = target
+            .path_and_query
+            .parse()
+            .map_err(|e| TaskError::invalid(r.f("url"), format!("invalid URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &r.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| TaskError::invalid(r.f(&format!("headers.{k}")), e.to_string()))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| TaskError::invalid(r.f(&format!("headers.{k}")), e.to_string()))?;
+            headers.insert(name, value);
+        }
+        if let Some(ct) = &r.content_type {
+            let v = HeaderValue::from_str(ct)
+                .map_err(|e| TaskError::invalid(r.f("contentType"), e.to_string()))?;
+            headers.insert(CONTENT_TYPE, v);
+        }
+        let mut headers_h1 = headers.clone();
+        if !headers_h1.contains_key(HOST) {
+            let host = HeaderValue::from_str(&target.authority)
+                .map_err(|e| TaskError::invalid(r.f("url"), e.to_string()))?;
+            headers_h1.insert(HOST, host);
+        }
+        let mut headers_h2 = headers;
+        headers_h2.remove(HOST);
+        Ok(HttpSender {
+            addrs,
+            tls,
+            h2c: r.http2 && !target.https,
+            method: if body.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            },
+            uri_h1,
+            uri_h2,
+            headers_h1,
+            headers_h2,
+            body: body.unwrap_or_default(),
+            error_ranges: r.error_ranges.clone(),
+        })
+    }
+
+    fn is_error_status(&self, status: u16) -> bool {
+        self.error_ranges.iter().any(|r| r.contains(status))
+    }
+
+    async fn connect(&self) -> Result<SendReq, ErrorKind> {
+        let mut last = ErrorKind::Other;
+        let mut tcp = None;
+        for addr in &self.addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = classify_io(&e).unwrap_or(ErrorKind::Other),
+            }
+        }
+        let tcp = tcp.ok_or(last)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| match classify_io(&e) {
+                        Some(ErrorKind::Refused) => ErrorKind::Refused,
+                        Some(ErrorKind::Timeout) => ErrorKind::Timeout,
+                        _ => ErrorKind::Tls,
+                    })?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(TokioIo::new(tls), h2).await
+            }
+            None => handshake(TokioIo::new(tcp), self.h2c).await,
+        }
+    }
+
+    async fn exchange(&self, sender: &mut SendReq) -> Result<u16, hyper::Error> {
+        let resp = match sender {
+            SendReq::H1(s) => {
+                let mut req = Request::new(Full::new(self.body.clone()));
+                *req.method_mut() = self.method.clone();
+                *req.uri_mut() = self.uri_h1.clone();
+                *req.headers_mut() = self.headers_h1.clone();
+                s.send_request(req).await?
+            }
+            SendReq::H2(s) => {
+                let mut req = Request::new(Full::new(self.body.clone()));
+                *req.method_mut() = self.method.clone();
+                *req.uri_mut() = self.uri_h2.clone();
+                *req.headers_mut() = self.headers_h2.clone();
+                s.send_request(req).await?
+            }
+        };
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame?;
+        }
+        Ok(status)
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<SendReq, ErrorKind>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    if h2 {
+        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(SendReq::H2(sender))
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(SendReq::H1(sender))
+    }
+}
+
+impl RequestSender for HttpSender {
+    type Conn = HttpConn;
+
+    fn new_conn(&self, _worker: usize) -> HttpConn {
+        HttpConn::default()
+    }
+
+    async fn send(&self, conn: &mut HttpConn) -> Outcome {
+        // Taken out while in flight: if the engine drops this future (timeout), the
+        // connection is dropped with it and the next request reconnects.
+        let reused = match conn.sender.take() {
+            Some(SendReq::H1(mut s)) => s.ready().await.is_ok().then_some(SendReq::H1(s)),
+            Some(SendReq::H2(mut s)) => s.ready().await.is_ok().then_some(SendReq::H2(s)),
+            None => None,
+        };
+        let mut sender = match reused {
+            Some(s) => s,
+            None => match self.connect().await {
+                Ok(s) => s,
+                Err(kind) => return Outcome::Failed(kind),
+            },
+        };
+        match self.exchange(&mut sender).await {
+            Ok(status) => {
+                conn.sender = Some(sender);
+                Outcome::Response {
+                    status,
+                    error: self.is_error_status(status),
+                }
+            }
+            Err(e) => Outcome::Failed(classify(&e)),
+        }
+    }
+}
+
+/// Error kind of an I/O error, when it says.
+fn classify_io(e: &std::io::Error) -> Option<ErrorKind> {
+    use std::io::ErrorKind as K;
+    if let Some(inner) = e.get_ref() {
+        if inner.downcast_ref::<rustls::Error>().is_some() {
+            return Some(ErrorKind::Tls);
+        }
+        if let Some(k) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(classify_io)
+        {
+            return Some(k);
+        }
+    }
+    match e.kind() {
+        K::ConnectionRefused => Some(ErrorKind::Refused),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Some(ErrorKind::Reset)
+        }
+        K::TimedOut => Some(ErrorKind::Timeout),
+        _ => None,
+    }
+}
+
+/// Error kind of a client error: walks the source chain.
+fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(k) = classify_io(io) {
+                return k;
+            }
+        }
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return ErrorKind::Tls;
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return ErrorKind::Timeout;
+            }
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                // keep looking for a more precise cause, else: reset
+                if err.source().is_none() {
+                    return ErrorKind::Reset;
+                }
+            }
+        }
+        cur = err.source();
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+        if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+            return ErrorKind::Reset;
+        }
+    }
+    ErrorKind::Other
+}
+
+// ---- TLS --------------------------------------------------------------------------------------
+
+fn tls_config(
+    ca_pem: Option<&[u8]>,
+    insecure: bool,
+    offer_h2: bool,
+) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = ca_pem {
+            let mut n = 0;
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("bad CA certificate: {e}"))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = if offer_h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(config)
+}
+
+/// `insecureSkipVerify`: accepts any certificate (signatures are still checked).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(yaml: &str) -> HttpTask {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn invalid_field(t: &HttpTask) -> String {
+        match t.validate() {
+            Err(TaskError::Invalid { field, message }) => {
+                assert!(!message.is_empty());
+                field
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_validation_error_names_the_field() {
+        let cases = [
+            ("numRequests: 5", "url"),
+            ("url: ftp://x/y", "url"),
+            ("url: 127.0.0.1:8080/get", "url"),
+            ("url: 'http://'", "url"),
+            ("url: http://a/\nnumRequests: 0", "numRequests"),
+            ("url: http://a/\nduration: 0s", "duration"),
+            ("url: http://a/\nqps: .nan", "qps"),
+            ("url: http://a/\nconnections: 0", "connections"),
+            ("url: http://a/\ntimeout: 0s", "timeout"),
+            (
+                "url: http://a/\npayloadStr: x\npayloadFile: /tmp/x",
+                "payloadFile",
+            ),
+            ("url: http://a/\nheaders: {'bad name': x}", "headers.bad name"),
+            ("url: http://a/\nheaders: {X-A: \"a\\nb\"}", "headers.X-A"),
+            ("url: http://a/\ncontentType: \"a\\nb\"", "contentType"),
+            ("url: http://a/\nerrorRanges: [{}]", "errorRanges[0]"),
+            (
+                "url: http://a/\nerrorRanges: [{lower: 500}, {lower: 500, upper: 400}]",
+                "errorRanges[1]",
+            ),
+            ("url: http://a/\npercentiles: [101]", "percentiles[0]"),
+            ("url: http://a/\ncaFile: ''", "caFile"),
+            ("endpoints: {v1: {url: http://a/}, v2: {}}", "endpoints.v2.url"),
+            (
+                "url: http://a/\nendpoints: {v1: {numRequests: 0}}",
+                "endpoints.v1.numRequests",
+            ),
+        ];
+        for (yaml, field) in cases {
+            let t = task(yaml);
+            assert_eq!(invalid_field(&t), field, "{yaml}");
+            let msg = t.validate().unwrap_err().to_string();
+            assert!(msg.starts_with(field), "{msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_mistyped_parameters_are_rejected() {
+        let e = serde_yaml::from_str::<HttpTask>("url: http://a/\nnumRequest: 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("numRequest"), "{e}");
+        let e = serde_yaml::from_str::<HttpTask>("url: http://a/\nqps: fast")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("qps"), "{e}");
+        let e = serde_yaml::from_str::<HttpTask>("url: http://a/\nduration: 10 sec")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let t = task(
+            "url: http://a/\nqps: 20\nheaders: {A: '1', B: '2'}\nendpoints:\n  \
+             v2: {duration: 2s, headers: {B: '3'}}\n  v1: {url: 'http://b/', connections: 9}\n",
+        );
+        t.validate().unwrap();
+        let r = t.resolve();
+        assert_eq!(
+            r.iter().map(|r| r.name.clone().unwrap()).collect::<Vec<_>>(),
+            ["v1", "v2"]
+        );
+        assert_eq!(r[0].url.as_deref(), Some("http://b/"));
+        assert_eq!(r[0].connections, 9);
+        assert_eq!(r[0].qps, 20.0);
+        assert_eq!(r[0].stop().num_requests, Some(DEFAULT_NUM_REQUESTS));
+        assert_eq!(r[1].stop().num_requests, None);
+        assert_eq!(r[1].stop().duration, Some(Duration::from_secs(2)));
+        assert_eq!(r[1].connections, DEFAULT_CONNECTIONS);
+        assert_eq!(r[1].headers["A"], "1");
+        assert_eq!(r[1].headers["B"], "3");
+        assert_eq!(r[1].error_ranges, default_error_ranges());
+        assert_eq!(
+            t.metric_prefixes(),
+            ["http".to_string(), "http-v1".into(), "http-v2".into()]
+        );
+        let single = task("url: http://a/");
+        let r = single.resolve();
+        assert_eq!(r[0].qps, DEFAULT_QPS);
+        assert_eq!(r[0].timeout, DEFAULT_TIMEOUT);
+        assert_eq!(single.metric_prefixes(), ["http".to_string()]);
+    }
+
+    #[test]
+    fn percentiles_always_include_the_defaults() {
+        let t = task("url: http://a/\npercentiles: [99.99, 50, 99.90]");
+        let names: Vec<String> = t
+            .all_percentiles()
+            .iter()
+            .map(|p| percentile_suffix(*p))
+            .collect();
+        assert_eq!(names, ["p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99"]);
+    }
+
+    #[test]
+    fn error_ranges_are_inclusive() {
+        let r = ErrorRange {
+            lower: Some(500),
+            upper: Some(503),
+        };
+        assert!(!r.contains(499));
+        assert!(r.contains(500));
+        assert!(r.contains(503));
+        assert!(!r.contains(504));
+        let open = ErrorRange {
+            lower: None,
+            upper: Some(199),
+        };
+        assert!(open.contains(100));
+        assert!(!open.contains(200));
+    }
+}
