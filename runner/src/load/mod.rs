@@ -545,7 +545,9 @@ pub async fn run_load<S: RequestSender>(
     progress: Option<&Progress>,
 ) -> Result<LoadReport, LoadError> {
     if plan.connections == 0 {
-        return Err(LoadError::InvalidPlan("connections must be at least 1".into()));
+        return Err(LoadError::InvalidPlan(
+            "connections must be at least 1".into(),
+        ));
     }
     if !plan.stop.is_bounded() {
         return Err(LoadError::InvalidPlan(
@@ -663,7 +665,8 @@ async fn thread_main<S: RequestSender>(
         // Start together: the phase starts when the last thread is ready.
         shared.ready_at[idx].fetch_max(shared.nanos(Instant::now()), Ordering::Relaxed);
         shared.barrier.wait().await;
-        let start = shared.base + Duration::from_nanos(shared.ready_at[idx].load(Ordering::Relaxed));
+        let start =
+            shared.base + Duration::from_nanos(shared.ready_at[idx].load(Ordering::Relaxed));
         let stats = RefCell::new(ThreadStats::new());
         {
             let phase = Phase {
@@ -767,7 +770,10 @@ mod tests {
         // 9.99 ms -> [9.9, 10)
         assert_eq!(grid_bounds_ms(grid_index(9_990_000)), (9.9, 10.0));
         // 250 s
-        assert_eq!(grid_bounds_ms(grid_index(250_000_000_000)), (250_000.0, 260_000.0));
+        assert_eq!(
+            grid_bounds_ms(grid_index(250_000_000_000)),
+            (250_000.0, 260_000.0)
+        );
         // beyond the grid: the last bucket
         assert_eq!(grid_index(u64::MAX), GRID_LEN - 1);
         // contiguous and increasing
@@ -868,7 +874,9 @@ mod tests {
     async fn fixed_rate_duration_sends_the_due_tickets() {
         // 200 qps for 300ms: tickets due at 0, 5ms, ..., 295ms: exactly 60.
         let plan = LoadPlan::new(200.0, Stop::duration(Duration::from_millis(300)), 2);
-        let r = run_load(&plan, fake(0, Duration::ZERO), None).await.unwrap();
+        let r = run_load(&plan, fake(0, Duration::ZERO), None)
+            .await
+            .unwrap();
         assert_eq!(r.requests, 60);
         assert_eq!(r.errors, 0);
     }
@@ -902,8 +910,12 @@ mod tests {
     #[tokio::test]
     async fn bad_plans_are_rejected() {
         let plan = LoadPlan::new(0.0, Stop::default(), 1);
-        assert!(run_load(&plan, fake(0, Duration::ZERO), None).await.is_err());
+        assert!(run_load(&plan, fake(0, Duration::ZERO), None)
+            .await
+            .is_err());
         let plan = LoadPlan::new(0.0, Stop::count(1), 0);
-        assert!(run_load(&plan, fake(0, Duration::ZERO), None).await.is_err());
+        assert!(run_load(&plan, fake(0, Duration::ZERO), None)
+            .await
+            .is_err());
     }
 }

@@ -275,10 +275,15 @@ impl HttpTask {
             payload_str: self.payload_str.clone(),
             payload_file: self.payload_file.clone(),
             content_type: self.content_type.clone(),
-            error_ranges: self.error_ranges.clone().unwrap_or_else(default_error_ranges),
+            error_ranges: self
+                .error_ranges
+                .clone()
+                .unwrap_or_else(default_error_ranges),
             warmup_num_requests: self.warmup_num_requests,
             warmup_duration: self.warmup_duration.map(GoDuration::as_duration),
-            timeout: self.timeout.map_or(DEFAULT_TIMEOUT, GoDuration::as_duration),
+            timeout: self
+                .timeout
+                .map_or(DEFAULT_TIMEOUT, GoDuration::as_duration),
             http2: self.http2.unwrap_or(false),
             ca_file: self.ca_file.clone(),
             insecure_skip_verify: self.insecure_skip_verify.unwrap_or(false),
@@ -394,8 +399,13 @@ impl HttpTask {
                 Some(n) => format!("http {n}"),
                 None => "http".to_string(),
             };
-            ctx.progress
-                .start(label, plan.stop.num_requests.filter(|_| plan.stop.duration.is_none()).unwrap_or(0));
+            ctx.progress.start(
+                label,
+                plan.stop
+                    .num_requests
+                    .filter(|_| plan.stop.duration.is_none())
+                    .unwrap_or(0),
+            );
             tracing::info!(url = %r.url.as_deref().unwrap_or_default(), qps = r.qps, connections = r.connections, "http: load starts");
             let report = run_load(&plan, sender, Some(ctx.progress))
                 .await
@@ -462,10 +472,7 @@ fn validate_resolved(r: &Resolved) -> Result<(), TaskError> {
         ));
     }
     if r.connections == 0 {
-        return Err(TaskError::invalid(
-            r.f("connections"),
-            "must be at least 1",
-        ));
+        return Err(TaskError::invalid(r.f("connections"), "must be at least 1"));
     }
     if r.timeout.is_zero() {
         return Err(TaskError::invalid(
@@ -570,7 +577,10 @@ fn parse_url(url: &str) -> Result<Target, String> {
             "{url:?} has no host; use e.g. http://127.0.0.1:8080/get"
         ));
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     Ok(Target {
         https,
@@ -620,7 +630,11 @@ fn record_metrics(
     let l = &report.latency;
     let stats = [
         ("latency-mean", "mean latency", l.mean_ms()),
-        ("latency-stddev", "standard deviation of latency", l.stddev_ms()),
+        (
+            "latency-stddev",
+            "standard deviation of latency",
+            l.stddev_ms(),
+        ),
         ("latency-min", "minimum latency", l.min_ms()),
         ("latency-max", "maximum latency", l.max_ms()),
     ];
@@ -674,7 +688,10 @@ fn record_metrics(
 /// The request template of one endpoint, shared by every worker.
 pub struct HttpSender {
     addrs: Vec<SocketAddr>,
-    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// h2c prior knowledge for http:// URLs.
     h2c: bool,
     method: Method,
@@ -706,14 +723,12 @@ impl HttpSender {
         let target = parse_url(url).map_err(|m| TaskError::invalid(r.f("url"), m))?;
         let body = match (&r.payload_str, &r.payload_file) {
             (Some(s), _) => Some(Bytes::from(s.clone())),
-            (None, Some(path)) => Some(Bytes::from(tokio::fs::read(path).await.map_err(
-                |e| {
-                    TaskError::invalid(
-                        r.f("payloadFile"),
-                        format!("cannot read {path:?}: {e}; set the path of a readable file"),
-                    )
-                },
-            )?)),
+            (None, Some(path)) => Some(Bytes::from(tokio::fs::read(path).await.map_err(|e| {
+                TaskError::invalid(
+                    r.f("payloadFile"),
+                    format!("cannot read {path:?}: {e}; set the path of a readable file"),
+                )
+            })?)),
             (None, None) => None,
         };
         let tls = if target.https {
@@ -725,9 +740,10 @@ impl HttpSender {
             };
             let config = tls_config(ca.as_deref(), r.insecure_skip_verify, r.http2)
                 .map_err(|m| TaskError::invalid(r.f("caFile"), m))?;
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(
-                |e| TaskError::invalid(r.f("url"), format!("invalid TLS server name: {e}")),
-            )?;
+            let name =
+                rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                    TaskError::invalid(r.f("url"), format!("invalid TLS server name: {e}"))
+                })?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
             None
@@ -814,13 +830,13 @@ impl HttpSender {
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| match classify_io(&e) {
-                        Some(ErrorKind::Refused) => ErrorKind::Refused,
-                        Some(ErrorKind::Timeout) => ErrorKind::Timeout,
-                        _ => ErrorKind::Tls,
+                let tls =
+                    connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        match classify_io(&e) {
+                            Some(ErrorKind::Refused) => ErrorKind::Refused,
+                            Some(ErrorKind::Timeout) => ErrorKind::Timeout,
+                            _ => ErrorKind::Tls,
+                        }
                     })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 handshake(TokioIo::new(tls), h2).await
@@ -920,10 +936,7 @@ fn classify_io(e: &std::io::Error) -> Option<ErrorKind> {
         if inner.downcast_ref::<rustls::Error>().is_some() {
             return Some(ErrorKind::Tls);
         }
-        if let Some(k) = inner
-            .downcast_ref::<std::io::Error>()
-            .and_then(classify_io)
-        {
+        if let Some(k) = inner.downcast_ref::<std::io::Error>().and_then(classify_io) {
             return Some(k);
         }
     }
@@ -1095,7 +1108,10 @@ mod tests {
                 "url: http://a/\npayloadStr: x\npayloadFile: /tmp/x",
                 "payloadFile",
             ),
-            ("url: http://a/\nheaders: {'bad name': x}", "headers.bad name"),
+            (
+                "url: http://a/\nheaders: {'bad name': x}",
+                "headers.bad name",
+            ),
             ("url: http://a/\nheaders: {X-A: \"a\\nb\"}", "headers.X-A"),
             ("url: http://a/\ncontentType: \"a\\nb\"", "contentType"),
             ("url: http://a/\nerrorRanges: [{}]", "errorRanges[0]"),
@@ -1105,7 +1121,10 @@ mod tests {
             ),
             ("url: http://a/\npercentiles: [101]", "percentiles[0]"),
             ("url: http://a/\ncaFile: ''", "caFile"),
-            ("endpoints: {v1: {url: http://a/}, v2: {}}", "endpoints.v2.url"),
+            (
+                "endpoints: {v1: {url: http://a/}, v2: {}}",
+                "endpoints.v2.url",
+            ),
             (
                 "url: http://a/\nendpoints: {v1: {numRequests: 0}}",
                 "endpoints.v1.numRequests",
@@ -1144,7 +1163,9 @@ mod tests {
         t.validate().unwrap();
         let r = t.resolve();
         assert_eq!(
-            r.iter().map(|r| r.name.clone().unwrap()).collect::<Vec<_>>(),
+            r.iter()
+                .map(|r| r.name.clone().unwrap())
+                .collect::<Vec<_>>(),
             ["v1", "v2"]
         );
         assert_eq!(r[0].url.as_deref(), Some("http://b/"));
@@ -1176,7 +1197,10 @@ mod tests {
             .iter()
             .map(|p| percentile_suffix(*p))
             .collect();
-        assert_eq!(names, ["p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99"]);
+        assert_eq!(
+            names,
+            ["p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99"]
+        );
     }
 
     #[test]
