@@ -585,9 +585,22 @@ pub async fn run_load<S: RequestSender>(
     phases.push((plan.stop, true));
     let phases = Arc::new(phases);
 
+    // Runtimes first (so that a failure leaves no thread behind), then the threads, which
+    // wait for the go signal: if a thread cannot be spawned, the others are told to stop
+    // before they reach a barrier that would never open.
+    let mut runtimes = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        runtimes.push(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LoadError::Thread(format!("cannot build a runtime: {e}")))?,
+        );
+    }
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None::<bool>);
     let mut receivers = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    for t in 0..threads {
+    for (t, rt) in runtimes.into_iter().enumerate() {
         // workers t, t + threads, t + 2*threads, ...
         let workers: Vec<usize> = (t..plan.connections).step_by(threads).collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -595,26 +608,33 @@ pub async fn run_load<S: RequestSender>(
         let sender = sender.clone();
         let phases = phases.clone();
         let plan = plan.clone();
-        let handle = std::thread::Builder::new()
+        let mut go = go_rx.clone();
+        let spawned = std::thread::Builder::new()
             .name(format!("iter8-load-{t}"))
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
+                let stats = rt.block_on(async {
+                    let go = go.wait_for(Option::is_some).await.map(|v| *v == Some(true));
+                    if go.unwrap_or(false) {
+                        Some(thread_main(&plan, &shared, &*sender, &phases, workers).await)
+                    } else {
+                        None
                     }
-                };
-                let stats = rt.block_on(thread_main(&plan, &shared, &*sender, &phases, workers));
-                let _ = tx.send(Ok(stats));
-            })
-            .map_err(|e| LoadError::Thread(e.to_string()))?;
-        handles.push(handle);
+                });
+                let _ = tx.send(stats);
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                let _ = go_tx.send(Some(false));
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(LoadError::Thread(e.to_string()));
+            }
+        }
         receivers.push(rx);
     }
+    let _ = go_tx.send(Some(true));
 
     let mut all = futures::future::join_all(receivers);
     let results = loop {
@@ -636,8 +656,8 @@ pub async fn run_load<S: RequestSender>(
     let measured = phases.len() - 1;
     for r in results {
         match r {
-            Ok(Ok(stats)) => report.merge_stats(&stats),
-            Ok(Err(e)) => return Err(LoadError::Thread(e)),
+            Ok(Some(stats)) => report.merge_stats(&stats),
+            Ok(None) => return Err(LoadError::Thread("a load worker thread stopped".into())),
             Err(_) => return Err(LoadError::Thread("a load worker thread panicked".into())),
         }
     }

@@ -39,7 +39,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use super::{TaskContext, TaskError};
+use super::{Progress, TaskContext, TaskError};
 use crate::load::{run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
 use crate::model::metrics::percentile_suffix;
 use crate::model::{GoDuration, Insights, MetricMeta, MetricType};
@@ -227,13 +227,6 @@ impl Resolved {
         format!("{}{key}", self.field)
     }
 
-    fn prefix(&self) -> String {
-        match &self.name {
-            Some(n) => format!("http-{n}"),
-            None => "http".to_string(),
-        }
-    }
-
     fn stop(&self) -> Stop {
         let num_requests = match (self.num_requests, self.duration) {
             (None, None) => Some(DEFAULT_NUM_REQUESTS),
@@ -382,50 +375,65 @@ impl HttpTask {
 
     /// Load every endpoint in turn and record the metrics.
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        let reports = self.measure(ctx.progress).await?;
+        ctx.insights.ensure_versions(&self.version_names());
+        let percentiles = self.all_percentiles();
+        for (version, (name, report)) in reports.iter().enumerate() {
+            let mut prefixes = vec!["http".to_string()];
+            if let Some(n) = name {
+                prefixes.insert(0, format!("http-{n}"));
+            }
+            for prefix in prefixes {
+                record_metrics(ctx.insights, version, &prefix, report, &percentiles);
+            }
+        }
+        Ok(())
+    }
+
+    /// Load every endpoint in turn (in version order) and return what was measured, per
+    /// endpoint name (None without endpoints). Validates first; reads files and resolves
+    /// hosts of every endpoint before the first request.
+    pub async fn measure(
+        &self,
+        progress: &Progress,
+    ) -> Result<Vec<(Option<String>, LoadReport)>, TaskError> {
         self.validate()?;
-        // Everything that needs I/O but no request: files and names, for every endpoint,
-        // before the first request.
         let mut prepared = Vec::new();
         for r in self.resolve() {
             let sender = HttpSender::prepare(&r).await?;
             prepared.push((r, sender));
         }
-        let names = self.version_names();
-        ctx.insights.ensure_versions(&names);
-        let percentiles = self.all_percentiles();
-        for (version, (r, sender)) in prepared.into_iter().enumerate() {
+        let mut reports = Vec::with_capacity(prepared.len());
+        for (r, sender) in prepared {
             let plan = r.plan();
             let label = match &r.name {
                 Some(n) => format!("http {n}"),
                 None => "http".to_string(),
             };
-            ctx.progress.start(
-                label,
-                plan.stop
-                    .num_requests
-                    .filter(|_| plan.stop.duration.is_none())
-                    .unwrap_or(0),
+            let total = match plan.stop {
+                Stop {
+                    num_requests: Some(n),
+                    duration: None,
+                } => n,
+                _ => 0,
+            };
+            progress.start(label, total);
+            let url = r.url.as_deref().unwrap_or_default();
+            tracing::info!(
+                url,
+                qps = r.qps,
+                connections = r.connections,
+                "http: load starts"
             );
-            tracing::info!(url = %r.url.as_deref().unwrap_or_default(), qps = r.qps, connections = r.connections, "http: load starts");
-            let report = run_load(&plan, sender, Some(ctx.progress))
+            let report = run_load(&plan, sender, Some(progress))
                 .await
                 .map_err(|e| TaskError::Failed(format!("http: {e}")))?;
             if report.requests > 0 && report.errors == report.requests {
-                tracing::warn!(
-                    url = %r.url.as_deref().unwrap_or_default(),
-                    "http: every request failed: {:?}",
-                    report.error_kinds
-                );
+                tracing::warn!(url, "http: every request failed: {:?}", report.error_kinds);
             }
-            let mut prefixes = vec![r.prefix()];
-            if r.name.is_some() {
-                prefixes.push("http".to_string());
-            }
-            for prefix in prefixes {
-                record_metrics(ctx.insights, version, &prefix, &report, &percentiles);
-            }
+            reports.push((r.name.clone(), report));
         }
-        Ok(())
+        Ok(reports)
     }
 
     /// 50, 75, 90, 95, 99, 99.9 and the user's, without duplicates, ascending.
