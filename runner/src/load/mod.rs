@@ -72,7 +72,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{HistBucket, Histogram as ModelHistogram};
+use crate::model::metrics::percentile_suffix;
+use crate::model::{HistBucket, Histogram as ModelHistogram, Insights, MetricMeta, MetricType};
 use crate::tasks::Progress;
 
 /// Why a request got no response.
@@ -768,6 +769,115 @@ impl<S: RequestSender> Phase<'_, S> {
                 }
             }
         }
+    }
+}
+
+// ---- metrics ----------------------------------------------------------------------------------
+
+/// Percentiles always reported.
+pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
+
+/// [`DEFAULT_PERCENTILES`] plus `extra` (finite ones), ascending, without two that share a
+/// metric name.
+pub fn all_percentiles(extra: &[f64]) -> Vec<f64> {
+    let mut all: Vec<f64> = DEFAULT_PERCENTILES.to_vec();
+    all.extend(extra.iter().copied().filter(|p| p.is_finite()));
+    all.sort_by(f64::total_cmp);
+    all.dedup_by(|a, b| percentile_suffix(*a) == percentile_suffix(*b));
+    all
+}
+
+/// Record a load report as the metrics of `<prefix>/...` for `version` (names and units as
+/// documented in `tasks::http`), registering each. `status_kind` names the protocol's
+/// status in descriptions ("HTTP status", "gRPC code").
+pub fn record_metrics(
+    insights: &mut Insights,
+    version: usize,
+    prefix: &str,
+    report: &LoadReport,
+    percentiles: &[f64],
+    status_kind: &str,
+) {
+    let ms = Some("msec");
+    let mut put = |name: &str, kind: MetricType, desc: &str, units: Option<&str>, v: f64| {
+        let full = format!("{prefix}/{name}");
+        insights.register_metric(&full, MetricMeta::new(kind, desc, units));
+        insights.record(version, &full, v);
+    };
+    put(
+        "request-count",
+        MetricType::Counter,
+        "number of requests sent",
+        None,
+        report.requests as f64,
+    );
+    put(
+        "error-count",
+        MetricType::Counter,
+        "number of responses that were errors (errorRanges) plus requests without a response",
+        None,
+        report.errors as f64,
+    );
+    put(
+        "error-rate",
+        MetricType::Gauge,
+        "fraction of requests that were errors",
+        None,
+        report.error_rate(),
+    );
+    let l = &report.latency;
+    let stats = [
+        ("latency-mean", "mean latency", l.mean_ms()),
+        (
+            "latency-stddev",
+            "standard deviation of latency",
+            l.stddev_ms(),
+        ),
+        ("latency-min", "minimum latency", l.min_ms()),
+        ("latency-max", "maximum latency", l.max_ms()),
+    ];
+    for (name, desc, v) in stats {
+        if let Some(v) = v {
+            put(name, MetricType::Gauge, desc, ms, v);
+        }
+    }
+    for p in percentiles {
+        if let Some(v) = l.percentile_ms(*p) {
+            let suffix = percentile_suffix(*p);
+            put(
+                &format!("latency-{suffix}"),
+                MetricType::Gauge,
+                &format!("{} percentile of latency", &suffix[1..]),
+                ms,
+                v,
+            );
+        }
+    }
+    for (code, n) in &report.statuses {
+        put(
+            &format!("status-{code}"),
+            MetricType::Counter,
+            &format!("number of responses with {status_kind} {code}"),
+            None,
+            *n as f64,
+        );
+    }
+    for (kind, n) in &report.error_kinds {
+        put(
+            &format!("error-{kind}"),
+            MetricType::Counter,
+            &format!("number of requests without a response, of kind {kind}"),
+            None,
+            *n as f64,
+        );
+    }
+    let hist_name = format!("{prefix}/latency");
+    insights.register_metric(
+        &hist_name,
+        MetricMeta::new(MetricType::Histogram, "latency histogram", ms),
+    );
+    if l.count() > 0 {
+        insights.record_histogram(version, &hist_name, &l.to_model());
     }
 }
 

@@ -40,12 +40,12 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use super::{Progress, TaskContext, TaskError};
-use crate::load::{run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
-use crate::model::metrics::percentile_suffix;
-use crate::model::{GoDuration, Insights, MetricMeta, MetricType};
+use crate::load::{
+    record_metrics, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
+};
+use crate::model::GoDuration;
 
-/// Percentiles always reported.
-pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
+pub use crate::load::DEFAULT_PERCENTILES;
 /// Requests sent when neither `numRequests` nor `duration` is given.
 pub const DEFAULT_NUM_REQUESTS: u64 = 100;
 /// Requests per second when `qps` is not given.
@@ -384,7 +384,14 @@ impl HttpTask {
                 prefixes.insert(0, format!("http-{n}"));
             }
             for prefix in prefixes {
-                record_metrics(ctx.insights, version, &prefix, report, &percentiles);
+                record_metrics(
+                    ctx.insights,
+                    version,
+                    &prefix,
+                    report,
+                    &percentiles,
+                    "HTTP status",
+                );
             }
         }
         Ok(())
@@ -438,11 +445,7 @@ impl HttpTask {
 
     /// 50, 75, 90, 95, 99, 99.9 and the user's, without duplicates, ascending.
     fn all_percentiles(&self) -> Vec<f64> {
-        let mut all: Vec<f64> = DEFAULT_PERCENTILES.to_vec();
-        all.extend(self.percentiles.iter().copied().filter(|p| p.is_finite()));
-        all.sort_by(f64::total_cmp);
-        all.dedup_by(|a, b| percentile_suffix(*a) == percentile_suffix(*b));
-        all
+        crate::load::all_percentiles(&self.percentiles)
     }
 }
 
@@ -599,96 +602,6 @@ fn parse_url(url: &str) -> Result<Target, String> {
             .path_and_query()
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
     })
-}
-
-fn record_metrics(
-    insights: &mut Insights,
-    version: usize,
-    prefix: &str,
-    report: &LoadReport,
-    percentiles: &[f64],
-) {
-    let ms = Some("msec");
-    let mut put = |name: &str, kind: MetricType, desc: &str, units: Option<&str>, v: f64| {
-        let full = format!("{prefix}/{name}");
-        insights.register_metric(&full, MetricMeta::new(kind, desc, units));
-        insights.record(version, &full, v);
-    };
-    put(
-        "request-count",
-        MetricType::Counter,
-        "number of requests sent",
-        None,
-        report.requests as f64,
-    );
-    put(
-        "error-count",
-        MetricType::Counter,
-        "number of responses that were errors (errorRanges) plus requests without a response",
-        None,
-        report.errors as f64,
-    );
-    put(
-        "error-rate",
-        MetricType::Gauge,
-        "fraction of requests that were errors",
-        None,
-        report.error_rate(),
-    );
-    let l = &report.latency;
-    let stats = [
-        ("latency-mean", "mean latency", l.mean_ms()),
-        (
-            "latency-stddev",
-            "standard deviation of latency",
-            l.stddev_ms(),
-        ),
-        ("latency-min", "minimum latency", l.min_ms()),
-        ("latency-max", "maximum latency", l.max_ms()),
-    ];
-    for (name, desc, v) in stats {
-        if let Some(v) = v {
-            put(name, MetricType::Gauge, desc, ms, v);
-        }
-    }
-    for p in percentiles {
-        if let Some(v) = l.percentile_ms(*p) {
-            let suffix = percentile_suffix(*p);
-            put(
-                &format!("latency-{suffix}"),
-                MetricType::Gauge,
-                &format!("{} percentile of latency", &suffix[1..]),
-                ms,
-                v,
-            );
-        }
-    }
-    for (code, n) in &report.statuses {
-        put(
-            &format!("status-{code}"),
-            MetricType::Counter,
-            &format!("number of responses with HTTP status {code}"),
-            None,
-            *n as f64,
-        );
-    }
-    for (kind, n) in &report.error_kinds {
-        put(
-            &format!("error-{kind}"),
-            MetricType::Counter,
-            &format!("number of requests without a response, of kind {kind}"),
-            None,
-            *n as f64,
-        );
-    }
-    let hist_name = format!("{prefix}/latency");
-    insights.register_metric(
-        &hist_name,
-        MetricMeta::new(MetricType::Histogram, "latency histogram", ms),
-    );
-    if l.count() > 0 {
-        insights.record_histogram(version, &hist_name, &l.to_model());
-    }
 }
 
 // ---- the client -----------------------------------------------------------------------------
@@ -1085,6 +998,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::metrics::percentile_suffix;
 
     fn task(yaml: &str) -> HttpTask {
         serde_yaml::from_str(yaml).unwrap()
