@@ -5,8 +5,6 @@
 //! - `async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError>`, which adds
 //!   what it found to `ctx.insights`.
 
-pub mod http;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -17,6 +15,7 @@ use crate::model::Insights;
 pub mod assess;
 pub mod custommetrics;
 pub mod gotemplate;
+pub mod http;
 pub mod httpcall;
 pub mod notify;
 pub mod ready;
