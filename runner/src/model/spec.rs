@@ -15,6 +15,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::tasks::assess::AssessTask;
 use crate::tasks::custommetrics::CustomMetricsTask;
+use crate::tasks::http::HttpTask;
 use crate::tasks::notify::NotifyTask;
 use crate::tasks::ready::ReadyTask;
 use crate::tasks::run::RunTask;
@@ -88,6 +89,8 @@ pub enum TaskSpec {
     Assess(AssessTask),
     /// Query metrics backends (Prometheus, any REST/JSON API) through provider templates.
     CustomMetrics(CustomMetricsTask),
+    /// Load-test HTTP endpoints and record latency and error metrics.
+    Http(HttpTask),
     /// Send the experiment's summary to a webhook, Slack or GitHub.
     Notify(NotifyTask),
     /// Wait until a Kubernetes object exists and, optionally, has a condition True.
@@ -104,6 +107,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(_) => "assess",
             TaskSpec::CustomMetrics(_) => "custommetrics",
+            TaskSpec::Http(_) => "http",
             TaskSpec::Notify(_) => "notify",
             TaskSpec::Ready(_) => "ready",
             TaskSpec::Run(_) => "run",
@@ -115,6 +119,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.validate(),
             TaskSpec::CustomMetrics(t) => t.validate(),
+            TaskSpec::Http(t) => t.validate(),
             TaskSpec::Notify(t) => t.validate(),
             TaskSpec::Ready(t) => t.validate(),
             TaskSpec::Run(t) => t.validate(),
@@ -126,6 +131,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.run(ctx).await,
             TaskSpec::CustomMetrics(t) => t.run(ctx).await,
+            TaskSpec::Http(t) => t.run(ctx).await,
             TaskSpec::Notify(t) => t.run(ctx).await,
             TaskSpec::Ready(t) => t.run(ctx).await,
             TaskSpec::Run(t) => t.run(ctx).await,
@@ -136,6 +142,7 @@ impl TaskSpec {
     pub fn metric_prefixes(&self) -> Vec<String> {
         match self {
             TaskSpec::CustomMetrics(t) => t.metric_prefixes(),
+            TaskSpec::Http(t) => t.metric_prefixes(),
             TaskSpec::Assess(_) | TaskSpec::Notify(_) | TaskSpec::Run(_) => Vec::new(),
             TaskSpec::Ready(t) => t.metric_prefixes(),
         }
