@@ -137,9 +137,11 @@ impl UnaryCall {
         })
     }
 
-    /// Call once; the outcome is the grpc-status code (client-side deadline:
-    /// `DEADLINE_EXCEEDED`; connection failures: `UNAVAILABLE`).
+    /// Call once; the outcome is the grpc-status code. A call that fails once its deadline
+    /// has passed is `DEADLINE_EXCEEDED` (whether our timer fired first, or the server's,
+    /// which tonic reports as `CANCELLED`); connection failures are `UNAVAILABLE`.
     pub async fn call(&self, grpc: &mut Grpc<Channel>, body: Bytes) -> Code {
+        let start = tokio::time::Instant::now();
         let mut req = Request::new(body);
         *req.metadata_mut() = self.metadata.clone();
         req.set_timeout(self.timeout);
@@ -152,9 +154,12 @@ impl UnaryCall {
                 Err(status) => status.code(),
             }
         };
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .unwrap_or(Code::DeadlineExceeded)
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Code::Ok) => Code::Ok,
+            Ok(_) if start.elapsed() >= self.timeout => Code::DeadlineExceeded,
+            Ok(code) => code,
+            Err(_) => Code::DeadlineExceeded,
+        }
     }
 }
 

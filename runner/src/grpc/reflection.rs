@@ -111,39 +111,44 @@ pub async fn describe_service(
 ) -> Result<DescriptorPool, GrpcError> {
     let first = Query::Symbol(service.to_string());
     let (version, answer) = match query(Version::V1, channel, metadata, timeout, &first).await {
-        Ok(a) => (Version::V1, a),
+        Ok(a) => (Version::V1, Ok(a)),
         Err(s) if s.code() == Code::Unimplemented => {
             match query(Version::V1Alpha, channel, metadata, timeout, &first).await {
-                Ok(a) => (Version::V1Alpha, a),
                 Err(s) if s.code() == Code::Unimplemented => {
                     return Err(GrpcError::Reflection(
                         "the server does not offer reflection (grpc.reflection.v1 or v1alpha); give the service description with proto, protoText or protoset".to_string(),
                     ))
                 }
-                Err(s) => return Err(status_error(&s)),
+                other => (Version::V1Alpha, other),
             }
         }
-        Err(s) => return Err(status_error(&s)),
+        Err(s) => (Version::V1, Err(s)),
     };
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
-    match answer {
-        Answer::Files(raw) => add_files(&mut files, raw)?,
-        Answer::Error(code, msg) => {
-            let known = match query(version, channel, metadata, timeout, &Query::ListServices).await
-            {
-                Ok(Answer::Services(names)) => names.join(", "),
-                _ => "(unknown)".to_string(),
-            };
-            return Err(GrpcError::Method(format!(
-                "service {service:?} not found by server reflection ({}: {msg}); the server has: {known}",
-                code_label(code)
-            )));
+    // Servers answer an unknown symbol with an error response (or, like tonic's, with a
+    // NOT_FOUND status).
+    let not_found = match answer {
+        Ok(Answer::Files(raw)) => {
+            add_files(&mut files, raw)?;
+            None
         }
-        _ => {
+        Ok(Answer::Error(code, msg)) => Some(format!("{}: {msg}", code_label(code))),
+        Err(s) if s.code() == Code::NotFound => Some(format!("NOT_FOUND: {}", s.message())),
+        Err(s) => return Err(status_error(&s)),
+        Ok(_) => {
             return Err(GrpcError::Reflection(format!(
                 "unexpected answer to a request for {service:?}"
             )))
         }
+    };
+    if let Some(why) = not_found {
+        let known = match query(version, channel, metadata, timeout, &Query::ListServices).await {
+            Ok(Answer::Services(names)) => names.join(", "),
+            _ => "(could not list)".to_string(),
+        };
+        return Err(GrpcError::Method(format!(
+            "service {service:?} not found by server reflection ({why}); the server has: {known}"
+        )));
     }
     // Fetch missing imports, file by file (bounded).
     let google = GoogleFileResolver::new();
