@@ -61,6 +61,11 @@ impl ChannelConfig {
         Ok(ep)
     }
 
+    /// Check the address and TLS settings (no I/O).
+    pub fn check(&self) -> Result<(), GrpcError> {
+        self.endpoint().map(|_| ())
+    }
+
     /// A channel that connects on first use (connection failures then show up as
     /// `UNAVAILABLE` calls, which are data of the load test). Each channel is one HTTP/2
     /// connection.

@@ -16,26 +16,28 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use prost_reflect::DescriptorPool;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use super::{Progress, TaskContext, TaskError};
+use super::{TaskContext, TaskError};
 use crate::grpc::client::{code_name, metadata_map, ChannelConfig, TlsConfig, UnaryCall, CODES};
 use crate::grpc::codec::DynamicCodec;
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
+use crate::load::{
+    all_percentiles, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
+};
 use crate::model::duration::GoDuration;
 use crate::model::metrics::percentile_suffix;
-use crate::model::result::{HistBucket, Histogram, MetricMeta, MetricType};
+use crate::model::result::{MetricMeta, MetricType};
 
 /// Default number of requests (ghz `total`).
 pub const DEFAULT_TOTAL: u64 = 200;
@@ -47,8 +49,6 @@ pub const DEFAULT_CONNECTIONS: u64 = 1;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default connection timeout (ghz `connect-timeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Percentiles always reported.
-pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
 /// Time allowed to fetch `protoURL` / `dataURL` / `metadataURL`.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -495,7 +495,6 @@ impl GrpcTask {
             None if cacert.is_some() => Some((cacert, cname)),
             None => None,
         };
-        let mut percentiles: Vec<f64> = DEFAULT_PERCENTILES.to_vec();
         let extra = match ep {
             Some((_, e)) if !e.percentiles.is_empty() => &e.percentiles,
             _ => &self.percentiles,
@@ -507,13 +506,8 @@ impl GrpcTask {
                     format!("{p} is not a percentile; use numbers in (0, 100], e.g. 99.99"),
                 ));
             }
-            if !percentiles
-                .iter()
-                .any(|q| percentile_suffix(*q) == percentile_suffix(*p))
-            {
-                percentiles.push(*p);
-            }
         }
+        let percentiles = all_percentiles(extra);
         Ok(Target {
             prefix,
             host,
@@ -547,16 +541,13 @@ impl GrpcTask {
             prepared.push(prepare(t).await?);
         }
         ctx.insights.ensure_versions(&self.version_names());
-        for (version, (t, p)) in targets.iter().zip(prepared).enumerate() {
-            if let Some(w) = &t.warmup {
-                ctx.progress
-                    .start(format!("{} warmup", t.prefix), w.total.unwrap_or(0));
-                let _discarded = load(&p, w, None).await;
-            }
+        for (version, (t, sender)) in targets.iter().zip(prepared).enumerate() {
             ctx.progress
                 .start(t.prefix.clone(), t.plan.total.unwrap_or(0));
-            let stats = load(&p, &t.plan, Some(ctx.progress)).await;
-            record(ctx, version, t, &stats);
+            let report = run_load(&t.load_plan(), sender, Some(ctx.progress))
+                .await
+                .map_err(|e| TaskError::Failed(format!("{}: {e}", t.prefix)))?;
+            record(ctx, version, t, &report);
         }
         Ok(())
     }
@@ -604,18 +595,11 @@ fn check_data_shape(data: &serde_json::Value, field: &str) -> Result<(), TaskErr
     }
 }
 
-/// An endpoint ready for load: channels, the call, encoded requests.
-struct Prepared {
-    channels: Vec<Channel>,
-    call: UnaryCall,
-    requests: Vec<Bytes>,
-}
-
 fn invalid(field: &str, e: impl std::fmt::Display) -> TaskError {
     TaskError::invalid(field, e.to_string())
 }
 
-async fn prepare(t: &Target) -> Result<Prepared, TaskError> {
+async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
     // Metadata (also used by reflection).
     let mut metadata_pairs = t.metadata.value.clone();
     if let Some(u) = &t.metadata_url {
@@ -736,201 +720,105 @@ async fn prepare(t: &Target) -> Result<Prepared, TaskError> {
         t.timeout,
     )
     .map_err(|e| invalid(&t.call.field, e))?;
-    let channels = (0..t.connections)
-        .map(|_| channel_config.lazy_channel())
-        .collect::<Result<Vec<_>, _>>()
+    // Check the address and TLS settings now (the channels connect lazily, in the load).
+    channel_config
+        .check()
         .map_err(|e| invalid(&t.host.field, e))?;
-    Ok(Prepared {
-        channels,
+    Ok(GrpcSender {
         call,
         requests,
+        next: AtomicU64::new(0),
+        channel_config,
+        channels: (0..t.connections).map(|_| OnceLock::new()).collect(),
     })
 }
 
-/// What one load phase measured. Latencies are kept in an HDR histogram of nanoseconds
-/// plus exact moments in milliseconds.
-pub struct Stats {
-    pub latency_ns: hdrhistogram::Histogram<u64>,
-    pub count: u64,
-    pub sum_ms: f64,
-    pub sum_sq_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    /// Calls per status code, indexed by the code's number.
-    pub codes: [u64; 17],
-}
-
-impl Stats {
-    fn new() -> Self {
-        Self {
-            // 1 ns .. 1 h at 3 significant digits (about 0.1% relative error).
-            latency_ns: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
-                .expect("constant histogram bounds are valid"),
-            count: 0,
-            sum_ms: 0.0,
-            sum_sq_ms: 0.0,
-            min_ms: f64::INFINITY,
-            max_ms: 0.0,
-            codes: [0; 17],
-        }
-    }
-
-    fn observe(&mut self, latency: Duration, code: Code) {
-        let ns = latency.as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.latency_ns.saturating_record(ns.max(1));
-        let ms = ns as f64 / 1e6;
-        self.count += 1;
-        self.sum_ms += ms;
-        self.sum_sq_ms += ms * ms;
-        self.min_ms = self.min_ms.min(ms);
-        self.max_ms = self.max_ms.max(ms);
-        let idx = code as usize;
-        if idx < self.codes.len() {
-            self.codes[idx] += 1;
-        }
-    }
-
-    fn merge(&mut self, other: &Stats) {
-        let _ = self.latency_ns.add(&other.latency_ns);
-        self.count += other.count;
-        self.sum_ms += other.sum_ms;
-        self.sum_sq_ms += other.sum_sq_ms;
-        self.min_ms = self.min_ms.min(other.min_ms);
-        self.max_ms = self.max_ms.max(other.max_ms);
-        for (a, b) in self.codes.iter_mut().zip(other.codes.iter()) {
-            *a += b;
-        }
-    }
-
-    /// Calls whose status was not OK.
-    pub fn errors(&self) -> u64 {
-        self.count - self.codes[0]
-    }
-
-    /// Latency percentile in milliseconds (from the HDR histogram).
-    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
-        (self.count > 0).then(|| self.latency_ns.value_at_quantile(p / 100.0) as f64 / 1e6)
-    }
-
-    /// The latency histogram as stored in results (milliseconds, fixed grid).
-    pub fn histogram(&self) -> Histogram {
-        let mut counts: BTreeMap<u32, (f64, f64, u64)> = BTreeMap::new();
-        for v in self.latency_ns.iter_recorded() {
-            let ns = self.latency_ns.median_equivalent(v.value_iterated_to());
-            let (key, lo, hi) = grid_bucket(ns);
-            counts.entry(key).or_insert((lo, hi, 0)).2 += v.count_at_value();
-        }
-        Histogram {
-            buckets: counts
-                .into_values()
-                .map(|(lower, upper, count)| HistBucket {
-                    lower,
-                    upper,
-                    count,
-                })
-                .collect(),
-            count: self.count,
-            sum: self.sum_ms,
-            sum_sq: self.sum_sq_ms,
-            min: if self.count > 0 { self.min_ms } else { 0.0 },
-            max: self.max_ms,
-        }
-    }
-}
-
-/// The fixed log-linear grid of stored histograms: per decade, 9 buckets
-/// `[m, m+1) * 10^k` for m in 1..=9, from 1 µs up; below 1 µs one bucket `[0, 0.001)`.
-/// Computed on integer nanoseconds so bounds are exact. Returns (key, lower ms, upper ms).
-fn grid_bucket(ns: u64) -> (u32, f64, f64) {
-    if ns < 1_000 {
-        return (0, 0.0, 0.001);
-    }
-    let mut scale: u64 = 1_000;
-    let mut k = 0u32;
-    while ns / scale >= 10 {
-        scale *= 10;
-        k += 1;
-    }
-    let m = ns / scale;
-    let lo = m * scale;
-    let hi = (m + 1) * scale;
-    (1 + k * 10 + m as u32, lo as f64 / 1e6, hi as f64 / 1e6)
-}
-
-/// Hands out request slots to the workers: a count or a deadline, and at a fixed rate the
-/// intended send time of each request.
-struct Pacer {
+/// The gRPC client the load engine drives: every worker sends the prepared requests
+/// round-robin on one of the shared HTTP/2 connections.
+struct GrpcSender {
+    call: UnaryCall,
+    requests: Vec<Bytes>,
+    /// Round-robin position in `requests`.
     next: AtomicU64,
-    start: Instant,
-    plan: Plan,
-    deadline: Option<Instant>,
+    channel_config: ChannelConfig,
+    /// One lazily created channel (HTTP/2 connection) per connection; worker `w` uses
+    /// channel `w % connections`. Created inside the first worker's runtime, which then
+    /// drives it (the plan puts every worker of a connection on the same thread).
+    channels: Vec<OnceLock<Result<Channel, String>>>,
 }
 
-impl Pacer {
-    fn new(plan: &Plan) -> Self {
-        let start = Instant::now();
-        Self {
-            next: AtomicU64::new(0),
-            start,
-            plan: *plan,
-            deadline: plan.duration.map(|d| start + d),
-        }
+/// One worker's client (cheap clone of its connection's channel).
+struct GrpcConn {
+    worker: usize,
+    grpc: Option<Grpc<Channel>>,
+}
+
+impl RequestSender for GrpcSender {
+    type Conn = GrpcConn;
+
+    fn new_conn(&self, worker: usize) -> GrpcConn {
+        GrpcConn { worker, grpc: None }
     }
 
-    /// The next request: its number and, at a fixed rate, when it is due.
-    fn next(&self) -> Option<(u64, Option<Instant>)> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some(total) = self.plan.total {
-            if i >= total {
-                return None;
+    async fn send(&self, conn: &mut GrpcConn) -> Outcome {
+        if conn.grpc.is_none() {
+            let slot = &self.channels[conn.worker % self.channels.len()];
+            match slot.get_or_init(|| {
+                self.channel_config
+                    .lazy_channel()
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(ch) => conn.grpc = Some(Grpc::new(ch.clone())),
+                Err(_) => return Outcome::Failed(ErrorKind::Other),
             }
         }
-        let due = self
-            .plan
-            .rps
-            .map(|r| self.start + Duration::from_secs_f64(i as f64 / r));
-        if let Some(deadline) = self.deadline {
-            if due.unwrap_or_else(Instant::now) >= deadline || Instant::now() >= deadline {
-                return None;
-            }
+        let Some(grpc) = conn.grpc.as_mut() else {
+            return Outcome::Failed(ErrorKind::Other);
+        };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let body = self.requests[i % self.requests.len()].clone();
+        let code = self.call.call(grpc, body).await;
+        Outcome::Response {
+            status: code as u16,
+            error: code != Code::Ok,
         }
-        Some((i, due))
     }
 }
 
-/// Run one phase: `plan.concurrency` workers spread over the connections.
-async fn load(p: &Prepared, plan: &Plan, progress: Option<&Progress>) -> Stats {
-    let pacer = Pacer::new(plan);
-    let mut workers = FuturesUnordered::new();
-    for w in 0..plan.concurrency {
-        let channel = p.channels[w % p.channels.len()].clone();
-        let pacer = &pacer;
-        workers.push(async move {
-            let mut grpc = Grpc::new(channel);
-            let mut stats = Stats::new();
-            while let Some((i, due)) = pacer.next() {
-                if let Some(due) = due {
-                    tokio::time::sleep_until(due).await;
-                }
-                let sent = due.unwrap_or_else(Instant::now);
-                let body = p.requests[(i % p.requests.len() as u64) as usize].clone();
-                let code = p.call.call(&mut grpc, body).await;
-                stats.observe(sent.elapsed(), code);
-                if let Some(progress) = progress {
-                    progress.inc(code != Code::Ok);
-                }
-            }
-            stats
-        });
-    }
-    let mut all = Stats::new();
-    while let Some(s) = workers.next().await {
-        all.merge(&s);
-    }
-    all
+/// OS threads for `connections` HTTP/2 connections: the largest divisor of `connections`
+/// not above the CPUs available, so that all workers of a connection (worker `w` runs on
+/// thread `w % threads` and uses connection `w % connections`) share its thread.
+fn threads_for(connections: usize) -> usize {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (1..=cpus.min(connections).max(1))
+        .rev()
+        .find(|t| connections % t == 0)
+        .unwrap_or(1)
 }
 
-fn record(ctx: &mut TaskContext<'_>, version: usize, t: &Target, s: &Stats) {
+impl Target {
+    fn load_plan(&self) -> LoadPlan {
+        let stop = |p: &Plan| match (p.total, p.duration) {
+            (_, Some(d)) => Stop::duration(d),
+            (Some(n), None) => Stop::count(n),
+            (None, None) => Stop::count(DEFAULT_TOTAL),
+        };
+        LoadPlan {
+            qps: self.plan.rps.unwrap_or(0.0),
+            stop: stop(&self.plan),
+            connections: self.plan.concurrency,
+            warmup: self.warmup.as_ref().map(stop),
+            // The call enforces the gRPC deadline itself (DEADLINE_EXCEEDED); the engine's
+            // timeout is only a backstop.
+            timeout: self.timeout + Duration::from_secs(1),
+            threads: threads_for(self.connections),
+        }
+    }
+}
+
+fn record(ctx: &mut TaskContext<'_>, version: usize, t: &Target, r: &LoadReport) {
     let ins = &mut *ctx.insights;
     let p = &t.prefix;
     let mut put =
@@ -939,71 +827,86 @@ fn record(ctx: &mut TaskContext<'_>, version: usize, t: &Target, s: &Stats) {
             ins.register_metric(&full, MetricMeta::new(kind, desc, units));
             match value {
                 Some(v) => ins.record(version, &full, v),
-                None => ins.mark_unavailable(version, &full, "no calls completed"),
+                None => ins.mark_unavailable(version, &full, "no calls were made"),
             }
         };
-    let count = s.count as f64;
-    let errors = s.errors() as f64;
     put(
         "request-count",
         MetricType::Counter,
         "number of gRPC calls",
         None,
-        Some(count),
+        Some(r.requests as f64),
     );
     put(
         "error-count",
         MetricType::Counter,
         "number of calls whose status was not OK",
         None,
-        Some(errors),
+        Some(r.errors as f64),
     );
     put(
         "error-rate",
         MetricType::Gauge,
         "fraction of calls whose status was not OK",
         None,
-        Some(if s.count > 0 { errors / count } else { 0.0 }),
+        Some(r.error_rate()),
     );
-    let h = s.histogram();
+    let l = &r.latency;
+    let ms = Some("msec");
     put(
         "latency-mean",
         MetricType::Gauge,
         "mean call latency",
-        Some("msec"),
-        h.mean(),
+        ms,
+        l.mean_ms(),
     );
     put(
         "latency-stddev",
         MetricType::Gauge,
         "standard deviation of call latency",
-        Some("msec"),
-        h.stddev(),
+        ms,
+        l.stddev_ms(),
     );
     put(
         "latency-min",
         MetricType::Gauge,
         "minimum call latency",
-        Some("msec"),
-        (s.count > 0).then_some(s.min_ms),
+        ms,
+        l.min_ms(),
     );
     put(
         "latency-max",
         MetricType::Gauge,
         "maximum call latency",
-        Some("msec"),
-        (s.count > 0).then_some(s.max_ms),
+        ms,
+        l.max_ms(),
     );
     for q in &t.percentiles {
+        let suffix = percentile_suffix(*q);
         put(
-            &format!("latency-{}", percentile_suffix(*q)),
+            &format!("latency-{suffix}"),
             MetricType::Gauge,
-            &format!("{q}th percentile of call latency"),
-            Some("msec"),
-            s.percentile_ms(*q),
+            &format!("{} percentile of call latency", &suffix[1..]),
+            ms,
+            l.percentile_ms(*q),
         );
     }
-    for (i, n) in s.codes.iter().enumerate() {
+    // Calls by grpc-status; the engine's own backstop timeout is a DEADLINE_EXCEEDED,
+    // any other call without a status an UNAVAILABLE.
+    let mut codes = [0u64; 17];
+    for (status, n) in &r.statuses {
+        if let Some(c) = codes.get_mut(usize::from(*status)) {
+            *c += n;
+        }
+    }
+    for (kind, n) in &r.error_kinds {
+        let code = match kind {
+            ErrorKind::Timeout => Code::DeadlineExceeded,
+            _ => Code::Unavailable,
+        };
+        codes[code as usize] += n;
+    }
+    for (i, n) in codes.iter().enumerate() {
         if *n > 0 || i == 0 {
             let name = code_name(CODES[i]);
             put(
@@ -1018,9 +921,11 @@ fn record(ctx: &mut TaskContext<'_>, version: usize, t: &Target, s: &Stats) {
     let hist_name = format!("{p}/latency");
     ins.register_metric(
         &hist_name,
-        MetricMeta::new(MetricType::Histogram, "call latency", Some("msec")),
+        MetricMeta::new(MetricType::Histogram, "call latency", ms),
     );
-    ins.record_histogram(version, &hist_name, &h);
+    if l.count() > 0 {
+        ins.record_histogram(version, &hist_name, &l.to_model());
+    }
 }
 
 #[cfg(test)]
@@ -1110,39 +1015,26 @@ mod tests {
     }
 
     #[test]
-    fn grid_buckets_hold_their_values() {
-        for ns in [
-            500u64,
-            1_000,
-            2_500,
-            300_000,
-            1_000_000,
-            2_500_000,
-            9_990_000,
-            10_000_000,
-            123_400_000,
-            99_999_000_000,
-        ] {
-            let ms = ns as f64 / 1e6;
-            let (_, lo, hi) = grid_bucket(ns);
-            assert!(lo <= ms && ms < hi, "{ms} not in [{lo}, {hi})");
-        }
-        assert_eq!(grid_bucket(2_500_000).1, 2.0);
-        assert_eq!(grid_bucket(2_500_000).2, 3.0);
-        assert_eq!(grid_bucket(300_000).1, 0.3);
-        assert!(grid_bucket(999_999).0 < grid_bucket(1_000_000).0);
-    }
-
-    #[test]
-    fn stats_keep_microseconds() {
-        let mut s = Stats::new();
-        s.observe(Duration::from_micros(2500), Code::Ok);
-        s.observe(Duration::from_micros(2600), Code::Unavailable);
-        assert_eq!(s.count, 2);
-        assert_eq!(s.errors(), 1);
-        assert!((s.histogram().mean().unwrap() - 2.55).abs() < 1e-9);
-        let p50 = s.percentile_ms(50.0).unwrap();
-        assert!((2.49..2.51).contains(&p50), "{p50}");
-        assert_eq!(s.codes[Code::Unavailable as usize], 1);
+    fn load_plan_follows_ghz_semantics() {
+        let t = task("host: h:1\ncall: a.S/M\ntotal: 7\nconcurrency: 8\nconnections: 4\nrps: 50\nwarmupNumRequests: 3\ntimeout: 2s\n");
+        let tg = &t.targets().unwrap()[0];
+        let plan = tg.load_plan();
+        assert_eq!(plan.stop, Stop::count(7));
+        assert_eq!(
+            plan.connections, 8,
+            "the engine's workers are ghz's concurrency"
+        );
+        assert_eq!(plan.qps, 50.0);
+        assert_eq!(plan.warmup, Some(Stop::count(3)));
+        assert!(plan.timeout > Duration::from_secs(2));
+        assert_eq!(4 % plan.threads, 0, "a connection's workers share a thread");
+        let t = task("host: h:1\ncall: a.S/M\nduration: 5s\nwarmupDuration: 1s\n");
+        let plan = t.targets().unwrap()[0].load_plan();
+        assert_eq!(plan.stop, Stop::duration(Duration::from_secs(5)));
+        assert_eq!(plan.warmup, Some(Stop::duration(Duration::from_secs(1))));
+        assert_eq!(plan.qps, 0.0);
+        assert_eq!(plan.threads, 1);
+        assert_eq!(threads_for(1), 1);
+        assert!(threads_for(7) == 1 || threads_for(7) == 7);
     }
 }
