@@ -28,7 +28,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use super::{TaskContext, TaskError};
+use super::{Progress, TaskContext, TaskError};
 use crate::grpc::client::{code_name, metadata_map, ChannelConfig, TlsConfig, UnaryCall, CODES};
 use crate::grpc::codec::DynamicCodec;
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
@@ -533,20 +533,48 @@ impl GrpcTask {
     }
 
     /// Prepare every endpoint (descriptions, data, metadata: all errors surface here,
-    /// before any load), then load each endpoint in turn and record its metrics.
-    pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+    /// before any load), then load each endpoint in turn and return what was measured, per
+    /// metric prefix (`grpc` or `grpc-<endpoint>`), in version order.
+    pub async fn measure(
+        &self,
+        progress: &Progress,
+    ) -> Result<Vec<(String, LoadReport)>, TaskError> {
         let targets = self.targets()?;
         let mut prepared = Vec::with_capacity(targets.len());
         for t in &targets {
             prepared.push(prepare(t).await?);
         }
-        ctx.insights.ensure_versions(&self.version_names());
-        for (version, (t, sender)) in targets.iter().zip(prepared).enumerate() {
-            ctx.progress
-                .start(t.prefix.clone(), t.plan.total.unwrap_or(0));
-            let report = run_load(&t.load_plan(), sender, Some(ctx.progress))
+        let mut reports = Vec::with_capacity(targets.len());
+        for (t, sender) in targets.iter().zip(prepared) {
+            progress.start(t.prefix.clone(), t.plan.total.unwrap_or(0));
+            tracing::info!(
+                host = t.host.value.as_str(),
+                call = t.call.value.as_str(),
+                concurrency = t.plan.concurrency,
+                connections = t.connections,
+                "grpc: load starts"
+            );
+            let report = run_load(&t.load_plan(), sender, Some(progress))
                 .await
                 .map_err(|e| TaskError::Failed(format!("{}: {e}", t.prefix)))?;
+            if report.requests > 0 && report.errors == report.requests {
+                tracing::warn!(
+                    host = t.host.value.as_str(),
+                    "grpc: every call failed: {:?}",
+                    report.statuses
+                );
+            }
+            reports.push((t.prefix.clone(), report));
+        }
+        Ok(reports)
+    }
+
+    /// Run the load test and record its metrics (each endpoint a version).
+    pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        let targets = self.targets()?;
+        let reports = self.measure(ctx.progress).await?;
+        ctx.insights.ensure_versions(&self.version_names());
+        for (version, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
             record(ctx, version, t, &report);
         }
         Ok(())
