@@ -642,3 +642,40 @@ async fn proto_data_and_metadata_fetched_from_urls() {
     assert!(s.seen.users.lock().unwrap().iter().all(|u| u == "carol"));
     assert_eq!(s.seen.users.lock().unwrap().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_trusted_ca_and_without() {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let identity =
+        tonic::transport::Identity::from_pem(ck.cert.pem(), ck.signing_key.serialize_pem());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let router = tonic::transport::Server::builder()
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_service(Greeter(seen.clone()));
+    tokio::spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+
+    let mut t: GrpcTask = serde_yaml::from_str(&format!(
+        "host: {addr}\ncall: helloworld.Greeter/SayHello\ndata: {{name: tls}}\ncacert: {}\ntotal: 10\nconcurrency: 2\n",
+        ca.display()
+    ))
+    .unwrap();
+    t.proto_text = Some(GREETER_INLINE.to_string());
+    let i = run(&t).await.unwrap();
+    assert_eq!(metric(&i, 0, "grpc/status-OK"), 10.0);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 10);
+
+    // TLS without trusting the server's certificate: every call fails, counted.
+    t.cacert = None;
+    t.insecure = Some(false);
+    let i = run(&t).await.unwrap();
+    assert_eq!(metric(&i, 0, "grpc/error-count"), 10.0);
+    assert_eq!(metric(&i, 0, "grpc/status-UNAVAILABLE"), 10.0);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 10);
+}
