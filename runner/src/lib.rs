@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod engine;
 pub mod k8s;
+pub mod grpc;
 pub mod load;
 pub mod model;
 pub mod report;

@@ -5,6 +5,8 @@
 //! - `async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError>`, which adds
 //!   what it found to `ctx.insights`.
 
+pub mod grpc;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 

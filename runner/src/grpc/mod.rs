@@ -1,0 +1,41 @@
+//! gRPC load testing without generated code: service descriptions from .proto text,
+//! compiled descriptor sets or server reflection; requests built at run time from JSON
+//! through the message descriptor; sent with tonic over HTTP/2.
+//!
+//! - [`descriptor`]: load a [`prost_reflect::DescriptorPool`], find the method, turn JSON
+//!   data into encoded request messages (with errors that name the field).
+//! - [`reflection`]: a gRPC server reflection client (`grpc.reflection.v1`, falling back
+//!   to `v1alpha`).
+//! - [`codec`]: a tonic codec that sends pre-encoded requests and decodes replies as
+//!   dynamic messages.
+//! - [`client`]: channels (plaintext or rustls TLS), one unary call, status codes.
+//! - [`fetch`]: `protoURL` / `dataURL` / `metadataURL` fetched by the runner itself.
+
+pub mod client;
+pub mod codec;
+pub mod descriptor;
+pub mod fetch;
+pub mod reflection;
+
+/// What can go wrong while describing or reaching a gRPC service (before load starts).
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// A .proto file or a descriptor set could not be read or compiled.
+    #[error("{0}")]
+    Proto(String),
+    /// The service or method is not in the description.
+    #[error("{0}")]
+    Method(String),
+    /// The JSON data does not fit the request message; `path` is where (e.g. `data.nmae`).
+    #[error("{path}: {message}")]
+    Data { path: String, message: String },
+    /// Server reflection failed.
+    #[error("server reflection: {0}")]
+    Reflection(String),
+    /// The server could not be reached or the channel could not be configured.
+    #[error("{0}")]
+    Connect(String),
+    /// A URL could not be fetched.
+    #[error("{0}")]
+    Fetch(String),
+}
