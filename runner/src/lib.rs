@@ -3,8 +3,8 @@
 
 pub mod cli;
 pub mod engine;
-pub mod k8s;
 pub mod grpc;
+pub mod k8s;
 pub mod load;
 pub mod model;
 pub mod report;

@@ -15,6 +15,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::tasks::assess::AssessTask;
 use crate::tasks::custommetrics::CustomMetricsTask;
+use crate::tasks::grpc::GrpcTask;
 use crate::tasks::http::HttpTask;
 use crate::tasks::notify::NotifyTask;
 use crate::tasks::ready::ReadyTask;
@@ -89,6 +90,8 @@ pub enum TaskSpec {
     Assess(AssessTask),
     /// Query metrics backends (Prometheus, any REST/JSON API) through provider templates.
     CustomMetrics(CustomMetricsTask),
+    /// Load-test a gRPC service (unary calls) and record latency and status metrics.
+    Grpc(GrpcTask),
     /// Load-test HTTP endpoints and record latency and error metrics.
     Http(HttpTask),
     /// Send the experiment's summary to a webhook, Slack or GitHub.
@@ -107,6 +110,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(_) => "assess",
             TaskSpec::CustomMetrics(_) => "custommetrics",
+            TaskSpec::Grpc(_) => "grpc",
             TaskSpec::Http(_) => "http",
             TaskSpec::Notify(_) => "notify",
             TaskSpec::Ready(_) => "ready",
@@ -119,6 +123,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.validate(),
             TaskSpec::CustomMetrics(t) => t.validate(),
+            TaskSpec::Grpc(t) => t.validate(),
             TaskSpec::Http(t) => t.validate(),
             TaskSpec::Notify(t) => t.validate(),
             TaskSpec::Ready(t) => t.validate(),
@@ -131,6 +136,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Assess(t) => t.run(ctx).await,
             TaskSpec::CustomMetrics(t) => t.run(ctx).await,
+            TaskSpec::Grpc(t) => t.run(ctx).await,
             TaskSpec::Http(t) => t.run(ctx).await,
             TaskSpec::Notify(t) => t.run(ctx).await,
             TaskSpec::Ready(t) => t.run(ctx).await,
@@ -142,6 +148,7 @@ impl TaskSpec {
     pub fn metric_prefixes(&self) -> Vec<String> {
         match self {
             TaskSpec::CustomMetrics(t) => t.metric_prefixes(),
+            TaskSpec::Grpc(t) => t.metric_prefixes(),
             TaskSpec::Http(t) => t.metric_prefixes(),
             TaskSpec::Assess(_) | TaskSpec::Notify(_) | TaskSpec::Run(_) => Vec::new(),
             TaskSpec::Ready(t) => t.metric_prefixes(),
