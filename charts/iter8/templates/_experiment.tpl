@@ -25,8 +25,10 @@ spec:
 {{ include "iter8.task.notify" $ }}
 {{- else if eq $t "slack" }}
 {{ include "iter8.task.slack" $ }}
+{{- else if eq $t "github" }}
+{{ include "iter8.task.github" $ }}
 {{- else }}
-{{- fail (printf "tasks[%d]: unknown task %q; known tasks: ready, http, grpc, custommetrics, assess, notify, slack" $i (toString $t)) }}
+{{- fail (printf "tasks[%d]: unknown task %q; known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github" $i (toString $t)) }}
 {{- end }}
 {{- end }}
 {{- end }}

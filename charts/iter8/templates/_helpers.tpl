@@ -86,6 +86,6 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 {{- fail "cronjobSchedule: missing; runner=cronjob needs a schedule, e.g. --set cronjobSchedule=\"*/5 * * * *\"" }}
 {{- end }}
 {{- if not .Values.tasks }}
-{{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify, slack)" }}
+{{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github)" }}
 {{- end }}
 {{- end }}

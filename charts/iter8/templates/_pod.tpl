@@ -37,6 +37,16 @@ spec:
           value: {{ .Release.Revision | quote }}
         - name: RUST_LOG
           value: {{ .Values.logLevel | quote }}
+        {{- range .Values.secretEnv }}
+        - name: {{ .name | quote }}
+          valueFrom:
+            secretKeyRef:
+              name: {{ .secretName | quote }}
+              key: {{ .key | quote }}
+              {{- if hasKey . "optional" }}
+              optional: {{ .optional }}
+              {{- end }}
+        {{- end }}
       {{- with .Values.resources }}
       resources:
         {{- toYaml . | nindent 8 }}
@@ -48,10 +58,27 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- range .Values.secretMounts }}
+        - name: {{ .name | quote }}
+          mountPath: {{ .mountPath | quote }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- range .Values.secretMounts }}
+    - name: {{ .name | quote }}
+      secret:
+        secretName: {{ .secretName | quote }}
+        {{- if hasKey . "optional" }}
+        optional: {{ .optional }}
+        {{- end }}
+        {{- with .items }}
+        items:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
