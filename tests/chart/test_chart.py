@@ -142,6 +142,85 @@ def test_slack_shortcut_and_grpc_urls():
     assert spec == [{"task": "notify", "with": {"slack": {"urlFile": "/etc/hook"}, "softFailure": False}}]
 
 
+def test_github_shortcut_renders_a_notify_task_with_the_token_from_a_file_or_env():
+    values = set_values(
+        "tasks={assess,github}",
+        "assess.SLOs.upper.http/error-count=0",
+        "github.owner=my-org",
+        "github.repo=my-app",
+        "github.eventType=iter8-done",
+        "github.tokenFile=/var/run/iter8/secrets/github/token",
+        "github.if=SLOs()",
+    )
+    spec = experiment(render(values))["spec"]
+    assert spec[1] == {
+        "task": "notify",
+        "if": "SLOs()",
+        "with": {
+            "github": {
+                "owner": "my-org",
+                "repo": "my-app",
+                "eventType": "iter8-done",
+                "tokenFile": "/var/run/iter8/secrets/github/token",
+            },
+            "softFailure": True,
+        },
+    }
+    gh = {"owner": "o", "repo": "r", "tokenEnv": "GITHUB_TOKEN", "apiURL": "https://ghe.example.com/api/v3", "softFailure": False}
+    spec = experiment(render({"tasks": ["github"], "github": gh}))["spec"]
+    assert spec == [
+        {
+            "task": "notify",
+            "with": {
+                "github": {"owner": "o", "repo": "r", "tokenEnv": "GITHUB_TOKEN", "apiURL": "https://ghe.example.com/api/v3"},
+                "softFailure": False,
+            },
+        }
+    ]
+
+
+SECRETS = {
+    "secretMounts": [
+        {"name": "github-token", "secretName": "gh", "mountPath": "/var/run/iter8/secrets/github"},
+        {
+            "name": "prom",
+            "secretName": "prom-auth",
+            "mountPath": "/var/run/iter8/secrets/prometheus",
+            "items": [{"key": "token", "path": "bearer"}],
+            "optional": True,
+        },
+    ],
+    "secretEnv": [{"name": "GITHUB_TOKEN", "secretName": "gh", "key": "token"}],
+}
+
+
+@pytest.mark.parametrize("runner, kind", [("job", "Job"), ("cronjob", "CronJob")])
+def test_secret_mounts_are_read_only_secret_volumes_and_env_from_secret_key_ref(runner, kind):
+    values = {**HTTP, **SECRETS, "runner": runner, "cronjobSchedule": "*/5 * * * *"}
+    obj = one(render(values), kind)
+    pod = obj["spec"]["template"]["spec"] if kind == "Job" else obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["github-token"] == {"name": "github-token", "secret": {"secretName": "gh"}}
+    assert volumes["prom"] == {
+        "name": "prom",
+        "secret": {"secretName": "prom-auth", "optional": True, "items": [{"key": "token", "path": "bearer"}]},
+    }
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["github-token"] == {"name": "github-token", "mountPath": "/var/run/iter8/secrets/github", "readOnly": True}
+    assert mounts["prom"] == {"name": "prom", "mountPath": "/var/run/iter8/secrets/prometheus", "readOnly": True}
+    assert mounts["tmp"]["mountPath"] == "/tmp"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GITHUB_TOKEN"] == {"name": "GITHUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}
+    assert "POD_NAMESPACE" in env and "ITER8_RELEASE" in env
+
+
+def test_no_secret_values_render_no_extra_volumes_or_env():
+    pod = one(render(HTTP), "Job")["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert [e["name"] for e in pod["containers"][0]["env"]] == ["POD_NAMESPACE", "POD_NAME", "ITER8_RELEASE", "ITER8_REVISION", "RUST_LOG"]
+
+
 def test_http_endpoints_pass_through():
     values = {
         "tasks": ["http"],
@@ -173,7 +252,11 @@ def test_http_endpoints_pass_through():
         ({"tasks": ["custommetrics"]}, "custommetrics.templates: missing"),
         ({"tasks": ["notify"]}, "notify.url: missing"),
         ({"tasks": ["slack"]}, "slack.url: missing"),
-        ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify, slack'),
+        ({"tasks": ["github"], "github": {"repo": "r", "tokenFile": "/t"}}, "github.owner: missing; tasks includes github"),
+        ({"tasks": ["github"], "github": {"owner": "o", "tokenFile": "/t"}}, "github.repo: missing"),
+        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r"}}, "github.tokenFile: missing; tasks includes github, so mount the token's Secret with secretMounts"),
+        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "tokenFile": "/t", "tokenEnv": "T"}}, "github: give exactly one of tokenFile, tokenEnv"),
+        ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github'),
     ],
 )
 def test_fail_messages(values, message):
@@ -210,6 +293,14 @@ def test_fail_messages(values, message):
         ({"tasks": ["grpc"], "grpc": {"host": "h:1", "call": "a.B/C", "totl": 5}}, "additional properties 'totl' not allowed"),
         ({"tasks": ["grpc"], "grpc": {"host": "h:1", "call": "a.B/C", "concurrency": "lots"}}, "/grpc/concurrency"),
         ({"tasks": ["notify"], "notify": {"url": "http://h/", "softFailure": "yes"}}, "/notify/softFailure"),
+        # a token in clear is never accepted: it belongs in a Secret (secretMounts + tokenFile)
+        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "token": "ghp_x"}}, "additional properties 'token' not allowed"),
+        ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "relative/dir"}]}, "/secretMounts/0/mountPath"),
+        ({**HTTP, "secretMounts": [{"name": "a", "mountPath": "/s"}]}, "/secretMounts/0"),
+        ({**HTTP, "secretMounts": [{"name": "tmp", "secretName": "s", "mountPath": "/s"}]}, "/secretMounts/0/name"),
+        ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "/s", "readOnly": False}]}, "additional properties 'readOnly' not allowed"),
+        ({**HTTP, "secretEnv": [{"name": "T", "secretName": "s"}]}, "/secretEnv/0"),
+        ({**HTTP, "secretEnv": [{"name": "BAD-NAME", "secretName": "s", "key": "k"}]}, "/secretEnv/0/name"),
     ],
 )
 def test_schema_rejects_unknown_keys_and_mistyped_values(values, path):
