@@ -558,3 +558,141 @@ async fn invalid_input_fails_before_any_request() {
     }
     assert_eq!(state.count(), 0);
 }
+
+// ---- HTTP/1.1 framing and connection handling, against a raw TCP server -----------------
+
+/// What the raw server does with each request.
+#[derive(Clone, Copy)]
+enum Raw {
+    /// A chunked 200 (with a trailer), kept alive.
+    Chunked,
+    /// A kept-alive 200, then the server closes the connection after 30 ms of idleness
+    /// without saying so (a keep-alive timeout).
+    IdleClose,
+    /// Headers promising 100 bytes, 10 bytes, then the connection closes.
+    Truncated,
+}
+
+/// A raw HTTP/1.1 server; returns its URL, the number of connections accepted and the
+/// requests read (raw bytes of each head).
+async fn serve_raw(mode: Raw) -> (String, Arc<AtomicU64>, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicU64::new(0));
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let (c, h) = (conns.clone(), heads.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // one request head (GET, no body)
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let read = match mode {
+                            Raw::IdleClose if !buf.is_empty() || h.lock().unwrap().is_empty() => {
+                                stream.read(&mut chunk).await
+                            }
+                            Raw::IdleClose => {
+                                match tokio::time::timeout(
+                                    Duration::from_millis(30),
+                                    stream.read(&mut chunk),
+                                )
+                                .await
+                                {
+                                    Ok(r) => r,
+                                    Err(_) => return, // idle: close without a word
+                                }
+                            }
+                            _ => stream.read(&mut chunk).await,
+                        };
+                        match read {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    h.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..end]).into_owned());
+                    buf.drain(..end);
+                    let reply: &[u8] = match mode {
+                        Raw::Chunked => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nx-checksum: 1\r\n\r\n",
+                        Raw::IdleClose => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                        Raw::Truncated => b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
+                    };
+                    if stream.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    if matches!(mode, Raw::Truncated) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), conns, heads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_responses_keep_the_connection_and_the_request_is_exact() {
+    let (url, conns, heads) = serve_raw(Raw::Chunked).await;
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let r = run(&format!(
+        "url: {url}/a/b?q=1\nnumRequests: 40\nconnections: 2\nqps: 0\nheaders:\n  X-Test: yes\n"
+    ))
+    .await;
+    r.result.as_ref().unwrap();
+    assert_eq!(r.get(0, "http/request-count"), 40.0);
+    assert_eq!(r.get(0, "http/error-count"), 0.0);
+    assert_eq!(r.get(0, "http/status-200"), 40.0);
+    // persistent connections: one per worker
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 40);
+    assert_eq!(
+        heads[0],
+        format!("GET /a/b?q=1 HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nx-test: yes\r\n\r\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_closed_while_idle_is_replaced_without_an_error() {
+    let (url, conns, heads) = serve_raw(Raw::IdleClose).await;
+    // 5 req/s on one connection: 200 ms idle between requests, the server closes after 30
+    let r = run(&format!(
+        "url: {url}/\nnumRequests: 5\nconnections: 1\nqps: 5\n"
+    ))
+    .await;
+    r.result.as_ref().unwrap();
+    assert_eq!(r.get(0, "http/request-count"), 5.0);
+    assert_eq!(r.get(0, "http/error-count"), 0.0, "{:#?}", r.insights);
+    assert_eq!(r.get(0, "http/status-200"), 5.0);
+    assert_eq!(heads.lock().unwrap().len(), 5);
+    // every request after the first found its connection closed and opened a new one
+    assert_eq!(conns.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_short_is_a_reset() {
+    let (url, conns, heads) = serve_raw(Raw::Truncated).await;
+    let r = run(&format!(
+        "url: {url}/\nnumRequests: 6\nconnections: 2\nqps: 0\n"
+    ))
+    .await;
+    r.result.as_ref().unwrap();
+    assert_eq!(r.get(0, "http/request-count"), 6.0);
+    assert_eq!(r.get(0, "http/error-count"), 6.0);
+    assert_eq!(r.get(0, "http/error-reset"), 6.0);
+    // no retry of a response that had started: one request, one connection each
+    assert_eq!(heads.lock().unwrap().len(), 6);
+    assert_eq!(conns.load(Ordering::SeqCst), 6);
+}

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -39,7 +41,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use super::{Progress, TaskContext, TaskError};
+use super::{http1, Progress, TaskContext, TaskError};
 use crate::load::{
     record_metrics, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
 };
@@ -616,11 +618,10 @@ pub struct HttpSender {
     /// h2c prior knowledge for http:// URLs.
     h2c: bool,
     method: Method,
-    /// origin-form for HTTP/1.1
-    uri_h1: Uri,
+    /// The whole HTTP/1.1 request (head and body), serialized once.
+    request_h1: Bytes,
     /// absolute-form for HTTP/2
     uri_h2: Uri,
-    headers_h1: HeaderMap,
     headers_h2: HeaderMap,
     body: Bytes,
     error_ranges: Vec<ErrorRange>,
@@ -633,8 +634,25 @@ pub struct HttpConn {
 }
 
 enum SendReq {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H1(http1::Conn<http1::Stream>),
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// Why an exchange on a connection failed.
+enum ExchangeError {
+    H1(http1::Error),
+    H2(hyper::Error),
+}
+
+impl ExchangeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ExchangeError::H1(http1::Error::Io(e)) => classify_io(e).unwrap_or(ErrorKind::Other),
+            ExchangeError::H1(http1::Error::Closed) => ErrorKind::Reset,
+            ExchangeError::H1(http1::Error::Invalid(_)) => ErrorKind::Other,
+            ExchangeError::H2(e) => classify(e),
+        }
+    }
 }
 
 impl HttpSender {
@@ -688,10 +706,6 @@ impl HttpSender {
         let uri_h2: Uri = format!("{scheme}://{}{}", target.authority, target.path_and_query)
             .parse()
             .map_err(|e| TaskError::invalid(r.f("url"), format!("invalid URL: {e}")))?;
-        let uri_h1: Uri = target
-            .path_and_query
-            .parse()
-            .map_err(|e| TaskError::invalid(r.f("url"), format!("invalid URL: {e}")))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &r.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -705,26 +719,30 @@ impl HttpSender {
                 .map_err(|e| TaskError::invalid(r.f("contentType"), e.to_string()))?;
             headers.insert(CONTENT_TYPE, v);
         }
-        let mut headers_h1 = headers.clone();
-        if !headers_h1.contains_key(HOST) {
-            let host = HeaderValue::from_str(&target.authority)
-                .map_err(|e| TaskError::invalid(r.f("url"), e.to_string()))?;
-            headers_h1.insert(HOST, host);
-        }
+        // The framing of the body is the client's business, not the user's.
+        headers.remove(CONTENT_LENGTH);
+        headers.remove(TRANSFER_ENCODING);
+        let method = if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let request_h1 = serialize_h1(
+            &method,
+            &target.path_and_query,
+            &target.authority,
+            &headers,
+            body.as_ref(),
+        );
         let mut headers_h2 = headers;
         headers_h2.remove(HOST);
         Ok(HttpSender {
             addrs,
             tls,
             h2c: r.http2 && !target.https,
-            method: if body.is_some() {
-                Method::POST
-            } else {
-                Method::GET
-            },
-            uri_h1,
+            method,
+            request_h1,
             uri_h2,
-            headers_h1,
             headers_h2,
             body: body.unwrap_or_default(),
             error_ranges: r.error_ranges.clone(),
@@ -760,58 +778,95 @@ impl HttpSender {
                         }
                     })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(TokioIo::new(tls), h2).await
+                handshake(http1::Stream::Tls(Box::new(tls)), h2).await
             }
-            None => handshake(TokioIo::new(tcp), self.h2c).await,
+            None => handshake(http1::Stream::Tcp(tcp), self.h2c).await,
         }
     }
 
-    async fn exchange(&self, sender: &mut SendReq) -> Result<u16, hyper::Error> {
-        let resp = match sender {
-            SendReq::H1(s) => {
-                let mut req = Request::new(Full::new(self.body.clone()));
-                *req.method_mut() = self.method.clone();
-                *req.uri_mut() = self.uri_h1.clone();
-                *req.headers_mut() = self.headers_h1.clone();
-                s.send_request(req).await?
+    /// One request on `sender`: (status, whether the connection can be reused).
+    async fn exchange(&self, sender: &mut SendReq) -> Result<(u16, bool), ExchangeError> {
+        match sender {
+            SendReq::H1(c) => {
+                let r = c
+                    .request(&self.request_h1, self.method == Method::HEAD)
+                    .await
+                    .map_err(ExchangeError::H1)?;
+                Ok((r.status, r.keep_alive))
             }
             SendReq::H2(s) => {
                 let mut req = Request::new(Full::new(self.body.clone()));
                 *req.method_mut() = self.method.clone();
                 *req.uri_mut() = self.uri_h2.clone();
                 *req.headers_mut() = self.headers_h2.clone();
-                s.send_request(req).await?
+                let resp = s.send_request(req).await.map_err(ExchangeError::H2)?;
+                let status = resp.status().as_u16();
+                let mut body = resp.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(ExchangeError::H2)?;
+                }
+                Ok((status, true))
             }
-        };
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            frame?;
         }
-        Ok(status)
+    }
+
+    /// Connect, then send one request.
+    async fn fresh(&self) -> Result<(SendReq, (u16, bool)), Outcome> {
+        let mut sender = self.connect().await.map_err(Outcome::Failed)?;
+        match self.exchange(&mut sender).await {
+            Ok(r) => Ok((sender, r)),
+            Err(e) => Err(Outcome::Failed(e.kind())),
+        }
     }
 }
 
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<SendReq, ErrorKind>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
+/// The HTTP/1.1 request, serialized: request line, `host` first, the other header fields,
+/// `content-length` when there is a body, then the body.
+fn serialize_h1(
+    method: &Method,
+    path_and_query: &str,
+    authority: &str,
+    headers: &HeaderMap,
+    body: Option<&Bytes>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(256 + body.map_or(0, |b| b.len()));
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    match headers.get(HOST) {
+        Some(h) => out.extend_from_slice(h.as_bytes()),
+        None => out.extend_from_slice(authority.as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter().filter(|(n, _)| *n != HOST) {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(b) = body {
+        out.extend_from_slice(format!("content-length: {}\r\n", b.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(b) = body {
+        out.extend_from_slice(b);
+    }
+    Bytes::from(out)
+}
+
+async fn handshake(io: http1::Stream, h2: bool) -> Result<SendReq, ErrorKind> {
     if h2 {
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| classify(&e))?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .map_err(|e| classify(&e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(SendReq::H2(sender))
     } else {
-        let (sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| classify(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(SendReq::H1(sender))
+        Ok(SendReq::H1(http1::Conn::new(io)))
     }
 }
 
@@ -826,26 +881,40 @@ impl RequestSender for HttpSender {
         // Taken out while in flight: if the engine drops this future (timeout), the
         // connection is dropped with it and the next request reconnects.
         let reused = match conn.sender.take() {
-            Some(SendReq::H1(mut s)) => s.ready().await.is_ok().then_some(SendReq::H1(s)),
+            // unread bytes before a request: the server sent something unasked (e.g. a 408
+            // before closing); start over on a new connection
+            Some(SendReq::H1(c)) => c.is_clean().then_some(SendReq::H1(c)),
             Some(SendReq::H2(mut s)) => s.ready().await.is_ok().then_some(SendReq::H2(s)),
             None => None,
         };
-        let mut sender = match reused {
-            Some(s) => s,
-            None => match self.connect().await {
-                Ok(s) => s,
-                Err(kind) => return Outcome::Failed(kind),
+        let done = match reused {
+            Some(mut sender) => match self.exchange(&mut sender).await {
+                Ok(r) => Ok((sender, r)),
+                // A kept-alive HTTP/1.1 connection that fails before any byte of the
+                // response arrived was closed by the server while idle (its keep-alive
+                // timeout): the request was not processed; send it once more on a new
+                // connection, as browsers and hyper's pooled client do.
+                Err(ExchangeError::H1(e))
+                    if matches!(&sender, SendReq::H1(c) if !c.got_bytes())
+                        && !matches!(e, http1::Error::Invalid(_)) =>
+                {
+                    self.fresh().await
+                }
+                Err(e) => Err(Outcome::Failed(e.kind())),
             },
+            None => self.fresh().await,
         };
-        match self.exchange(&mut sender).await {
-            Ok(status) => {
-                conn.sender = Some(sender);
+        match done {
+            Ok((sender, (status, keep_alive))) => {
+                if keep_alive {
+                    conn.sender = Some(sender);
+                }
                 Outcome::Response {
                     status,
                     error: self.is_error_status(status),
                 }
             }
-            Err(e) => Outcome::Failed(classify(&e)),
+            Err(outcome) => outcome,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod assess;
 pub mod custommetrics;
 pub mod gotemplate;
 pub mod http;
+pub mod http1;
 pub mod httpcall;
 pub mod notify;
 pub mod ready;
