@@ -117,86 +117,94 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2" | head -1; }
 run_ours() { # conns qps num duration
   local out
   out=$(client "$OURS" "$URL" "$1" "$2" "$3" "$4" 2>/dev/null | tail -1)
-  echo "$(field rate "$out") $(field requests "$out") $(field cpu_s "$out") $(field peak_rss_kib "$out") $(field elapsed_s "$out")"
+  echo "$(field rate "$out") $(field requests "$out") $(field cpu_s "$out") $(field peak_rss_kib "$out") $(field elapsed_s "$out") $(field sys_s "$out")"
 }
 
 run_wrk() { # conns
-  local out cpu
+  local out cpu sys
   if [ -n "$TIME" ]; then
     out=$(client "$TIME" -f "TIME %U %S" "$WRK" -t1 -c"$1" -d"${SECS}s" "$URL" 2>&1)
     cpu=$(awk '/^TIME/ {print $2 + $3}' <<<"$out")
+    sys=$(awk '/^TIME/ {print $3}' <<<"$out")
   else
     out=$(client "$WRK" -t1 -c"$1" -d"${SECS}s" "$URL" 2>&1)
     cpu=nan
+    sys=nan
   fi
   local rate reqs
   rate=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "${rate:-0} ${reqs:-0} ${cpu:-nan}"
+  echo "${rate:-0} ${reqs:-0} ${cpu:-nan} ${sys:-nan}"
 }
 
 OHA_FMT="--output-format json"
 if [ -n "$OHA" ] && ! "$OHA" --help 2>/dev/null | grep -q -- "--output-format"; then OHA_FMT="-j"; fi
 run_oha() { # conns
-  local out cpu
+  local out cpu sys
   if [ -n "$TIME" ]; then
     out=$(client "$TIME" -f "TIME %U %S" -o "$tmp/oha.time" "$OHA" --no-tui $OHA_FMT -z "${SECS}s" -c "$1" "$URL" 2>/dev/null)
     cpu=$(awk '/^TIME/ {print $2 + $3}' "$tmp/oha.time")
+    sys=$(awk '/^TIME/ {print $3}' "$tmp/oha.time")
   else
     out=$(client "$OHA" --no-tui $OHA_FMT -z "${SECS}s" -c "$1" "$URL" 2>/dev/null)
     cpu=nan
+    sys=nan
   fi
   local rate reqs
   rate=$(jq -r '.summary.requestsPerSec' <<<"$out" 2>/dev/null || echo 0)
   reqs=$(jq -r '[.statusCodeDistribution[]] | add' <<<"$out" 2>/dev/null || echo 0)
-  echo "${rate:-0} ${reqs:-0} ${cpu:-nan}"
+  echo "${rate:-0} ${reqs:-0} ${cpu:-nan} ${sys:-nan}"
 }
 
-declare -A RATE_SUM REQ_SUM CPU_SUM N
-add() { # key rate reqs cpu
+declare -A RATE_SUM REQ_SUM CPU_SUM SYS_SUM N
+add() { # key rate reqs cpu sys
   RATE_SUM[$1]=$(awk -v a="${RATE_SUM[$1]:-0}" -v b="$2" 'BEGIN {print a + b}')
   REQ_SUM[$1]=$(awk -v a="${REQ_SUM[$1]:-0}" -v b="$3" 'BEGIN {print a + b}')
   CPU_SUM[$1]=$(awk -v a="${CPU_SUM[$1]:-0}" -v b="$4" 'BEGIN {print a + b}')
+  SYS_SUM[$1]=$(awk -v a="${SYS_SUM[$1]:-0}" -v b="$5" 'BEGIN {print a + b}')
   N[$1]=$(( ${N[$1]:-0} + 1 ))
 }
 
 for round in $(seq "$ROUNDS"); do
   for c in "${CONNS[@]}"; do
     say "round $round, $c connections: ours"
-    read -r rate reqs cpu _ _ < <(run_ours "$c" 0 0 "${SECS}s")
-    add "ours-$c" "$rate" "$reqs" "$cpu"
+    read -r rate reqs cpu _ _ sys < <(run_ours "$c" 0 0 "${SECS}s")
+    add "ours-$c" "$rate" "$reqs" "$cpu" "$sys"
     if [ -n "$WRK" ]; then
       say "round $round, $c connections: wrk"
-      read -r rate reqs cpu < <(run_wrk "$c")
-      add "wrk-$c" "$rate" "$reqs" "$cpu"
+      read -r rate reqs cpu sys < <(run_wrk "$c")
+      add "wrk-$c" "$rate" "$reqs" "$cpu" "$sys"
     fi
     if [ -n "$OHA" ]; then
       say "round $round, $c connections: oha"
-      read -r rate reqs cpu < <(run_oha "$c")
-      add "oha-$c" "$rate" "$reqs" "$cpu"
+      read -r rate reqs cpu sys < <(run_oha "$c")
+      add "oha-$c" "$rate" "$reqs" "$cpu" "$sys"
     fi
   done
 done
 
 mean() { awk -v s="${RATE_SUM[$1]:-0}" -v n="${N[$1]:-0}" 'BEGIN { if (n > 0) printf "%.0f", s / n; else print "-" }'; }
 cpu10k() { awk -v c="${CPU_SUM[$1]:-0}" -v r="${REQ_SUM[$1]:-0}" 'BEGIN { if (r > 0 && c == c) printf "%.4f", c / r * 10000; else print "-" }'; }
+kernel() { awk -v s="${SYS_SUM[$1]:-0}" -v c="${CPU_SUM[$1]:-0}" 'BEGIN { if (c > 0 && s == s) printf "%.0f%%", s / c * 100; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo
-echo "== max rate: req/s (mean of $ROUNDS rounds of ${SECS}s), client CPU s per 10k requests =="
-printf "%-6s %12s %12s %12s %10s %10s %10s %10s %10s\n" conns ours wrk oha ours/wrk ours/oha cpu-ours cpu-wrk cpu-oha
+echo "== max rate: req/s (mean of $ROUNDS rounds of ${SECS}s), client CPU s per 10k requests (kernel share) =="
+printf "%-6s %10s %10s %10s %9s %9s %15s %15s %15s\n" conns ours wrk oha ours/wrk ours/oha cpu-ours cpu-wrk cpu-oha
 for c in "${CONNS[@]}"; do
   o=$(mean "ours-$c"); w=$(mean "wrk-$c"); h=$(mean "oha-$c")
-  printf "%-6s %12s %12s %12s %10s %10s %10s %10s %10s\n" "$c" "$o" "$w" "$h" "$(ratio "$o" "$w")" "$(ratio "$o" "$h")" \
-    "$(cpu10k "ours-$c")" "$(cpu10k "wrk-$c")" "$(cpu10k "oha-$c")"
+  printf "%-6s %10s %10s %10s %9s %9s %15s %15s %15s\n" "$c" "$o" "$w" "$h" "$(ratio "$o" "$w")" "$(ratio "$o" "$h")" \
+    "$(cpu10k "ours-$c") ($(kernel "ours-$c"))" "$(cpu10k "wrk-$c") ($(kernel "wrk-$c"))" "$(cpu10k "oha-$c") ($(kernel "oha-$c"))"
 done
+echo "(on loopback, the kernel delivers each request into nginx's socket (TCP receive, softirq) on the"
+echo " sending core, so that work is charged to the client: a floor the same for every client)"
 
 echo
 echo "== fixed rate: achieved/target over ${RATE_SECS}s (64 connections) =="
 printf "%-10s %12s %12s %12s %10s %12s\n" target requests elapsed_s achieved ratio cpu-s/10k
 for q in "${RATES[@]}"; do
   say "fixed rate $q req/s"
-  read -r rate reqs cpu _ elapsed < <(run_ours 64 "$q" 0 "${RATE_SECS}s")
+  read -r rate reqs cpu _ elapsed _ < <(run_ours 64 "$q" 0 "${RATE_SECS}s")
   printf "%-10s %12s %12s %12.1f %10s %12s\n" "$q" "$reqs" "$elapsed" "$rate" \
     "$(awk -v a="$rate" -v b="$q" 'BEGIN { printf "%.5f", a / b }')" \
     "$(awk -v c="$cpu" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.4f", c / r * 10000; else print "-" }')"
@@ -206,7 +214,7 @@ if [ "$RSS_REQUESTS" != "0" ]; then
   echo
   echo "== peak RSS: $RSS_REQUESTS requests at max rate, 16 connections =="
   say "peak RSS run ($RSS_REQUESTS requests; BENCH_RSS_REQUESTS shortens it)"
-  read -r rate reqs cpu rss _ < <(run_ours 16 0 "$RSS_REQUESTS" 0)
+  read -r rate reqs cpu rss _ _ < <(run_ours 16 0 "$RSS_REQUESTS" 0)
   printf "requests %s, req/s %.0f, cpu s %s, peak RSS %s KiB (%.1f MiB)\n" "$reqs" "$rate" "$cpu" "$rss" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
 fi
 

@@ -10,8 +10,8 @@ use std::time::Instant;
 use iter8::tasks::http::HttpTask;
 use iter8::tasks::Progress;
 
-fn proc_figures() -> (f64, u64) {
-    // utime + stime (fields 14, 15 of /proc/self/stat, in clock ticks of 1/100 s on Linux)
+fn proc_figures() -> ((f64, f64), u64) {
+    // utime, stime (fields 14, 15 of /proc/self/stat, in clock ticks of 1/100 s on Linux)
     let cpu = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
@@ -19,9 +19,9 @@ fn proc_figures() -> (f64, u64) {
             let f: Vec<&str> = rest.split_whitespace().collect();
             let ut: f64 = f.get(11)?.parse().ok()?;
             let st: f64 = f.get(12)?.parse().ok()?;
-            Some((ut + st) / 100.0)
+            Some((ut / 100.0, st / 100.0))
         })
-        .unwrap_or(f64::NAN);
+        .unwrap_or((f64::NAN, f64::NAN));
     let hwm_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -62,17 +62,19 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let reports = rt.block_on(task.measure(&progress))?;
     let wall = started.elapsed().as_secs_f64();
-    let (cpu, hwm) = proc_figures();
+    let ((user, sys), hwm) = proc_figures();
     for (_, r) in reports {
         println!(
             "requests={} errors={} elapsed_s={:.4} rate={:.1} wall_s={:.4} cpu_s={:.2} \
-             peak_rss_kib={} p50_ms={:.3} p99_ms={:.3} statuses={:?} kinds={:?}",
+             user_s={:.2} sys_s={:.2} peak_rss_kib={} p50_ms={:.3} p99_ms={:.3} statuses={:?} kinds={:?}",
             r.requests,
             r.errors,
             r.elapsed.as_secs_f64(),
             r.rate(),
             wall,
-            cpu,
+            user + sys,
+            user,
+            sys,
             hwm,
             r.latency.percentile_ms(50.0).unwrap_or(f64::NAN),
             r.latency.percentile_ms(99.0).unwrap_or(f64::NAN),
