@@ -257,6 +257,11 @@ def test_http_endpoints_pass_through():
         ({"tasks": ["github"], "github": {"owner": "o", "repo": "r"}}, "github.tokenFile: missing; tasks includes github, so mount the token's Secret with secretMounts"),
         ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "tokenFile": "/t", "tokenEnv": "T"}}, "github: give exactly one of tokenFile, tokenEnv"),
         ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github'),
+        ({**HTTP, "secretEnv": [{"name": "RUST_LOG", "secretName": "s", "key": "k"}]}, "secretEnv[0].name: RUST_LOG is set by the chart for the runner; choose another variable name"),
+        ({**HTTP, "secretEnv": [{"name": "T", "secretName": "s", "key": "k"}, {"name": "T", "secretName": "s2", "key": "k"}]}, "secretEnv[1].name: T is already used by an earlier secretEnv entry"),
+        ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "/s"}, {"name": "a", "secretName": "t", "mountPath": "/t"}]}, "secretMounts[1].name: a is already used by an earlier secretMounts entry"),
+        ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "/s"}, {"name": "b", "secretName": "t", "mountPath": "/s/"}]}, "secretMounts[1].mountPath: /s/ is already a mount of the runner"),
+        ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "/tmp"}]}, "secretMounts[0].mountPath: /tmp is already a mount of the runner"),
     ],
 )
 def test_fail_messages(values, message):

@@ -88,4 +88,25 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 {{- if not .Values.tasks }}
 {{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github)" }}
 {{- end }}
+{{- $envNames := list "POD_NAMESPACE" "POD_NAME" "ITER8_RELEASE" "ITER8_REVISION" "RUST_LOG" }}
+{{- range $i, $e := .Values.secretEnv }}
+{{- if has $e.name (list "POD_NAMESPACE" "POD_NAME" "ITER8_RELEASE" "ITER8_REVISION" "RUST_LOG") }}
+{{- fail (printf "secretEnv[%d].name: %s is set by the chart for the runner; choose another variable name" $i $e.name) }}
+{{- else if has $e.name $envNames }}
+{{- fail (printf "secretEnv[%d].name: %s is already used by an earlier secretEnv entry; give each variable one entry" $i $e.name) }}
+{{- end }}
+{{- $envNames = append $envNames $e.name }}
+{{- end }}
+{{- $mountNames := list }}
+{{- $mountPaths := list "/tmp" }}
+{{- range $i, $m := .Values.secretMounts }}
+{{- if has $m.name $mountNames }}
+{{- fail (printf "secretMounts[%d].name: %s is already used by an earlier secretMounts entry; give each mount its own name" $i $m.name) }}
+{{- end }}
+{{- if has (trimSuffix "/" $m.mountPath) $mountPaths }}
+{{- fail (printf "secretMounts[%d].mountPath: %s is already a mount of the runner (/tmp or an earlier secretMounts entry); choose another directory" $i $m.mountPath) }}
+{{- end }}
+{{- $mountNames = append $mountNames $m.name }}
+{{- $mountPaths = append $mountPaths (trimSuffix "/" $m.mountPath) }}
+{{- end }}
 {{- end }}
