@@ -534,6 +534,15 @@ async fn endpoints_are_versions_with_their_own_metrics() {
     assert_eq!(metric(&i, 1, "grpc-v2/status-UNAVAILABLE"), 9.0);
     assert_eq!(i.latest(1, "grpc-v1/request-count"), None);
     assert_eq!(i.histogram_metric_values[1]["grpc-v2/latency"].count, 9);
+    // the plain names per version, so SLOs on grpc/... compare the versions
+    assert_eq!(metric(&i, 0, "grpc/request-count"), 5.0);
+    assert_eq!(metric(&i, 1, "grpc/request-count"), 9.0);
+    assert_eq!(metric(&i, 1, "grpc/error-rate"), 1.0);
+    assert_eq!(
+        i.latest(1, "grpc/latency/mean"),
+        i.latest(1, "grpc-v2/latency-mean")
+    );
+    assert_eq!(i.histogram_metric_values[0]["grpc/latency"].count, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

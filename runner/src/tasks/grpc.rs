@@ -6,8 +6,8 @@
 //! `dataURL`) through the request message's descriptor before load starts: an unknown
 //! service, method or data field fails the task with an error naming the field.
 //!
-//! Metrics (prefix `grpc`, or `grpc-<endpoint>` with `endpoints`; each endpoint is a
-//! version): `request-count`, `error-count`, `error-rate`, `latency-mean`,
+//! Metrics (prefix `grpc`; with `endpoints`, each endpoint is a version and gets them under
+//! both `grpc-<endpoint>/...` and `grpc/...`, so SLOs on `grpc/...` compare versions): `request-count`, `error-count`, `error-rate`, `latency-mean`,
 //! `latency-stddev`, `latency-min`, `latency-max`, `latency-p<X>` (milliseconds with
 //! microsecond resolution), the histogram `latency`, and `status-<CODE>` counters per gRPC
 //! status code (`status-OK`, `status-UNAVAILABLE`, ...). Iter8's names
@@ -203,13 +203,11 @@ pub struct Plan {
 }
 
 impl GrpcTask {
-    /// The metric prefixes this task writes: `grpc`, or `grpc-<endpoint>` per endpoint.
+    /// The metric prefixes this task writes: `grpc`, plus `grpc-<endpoint>` per endpoint.
     pub fn metric_prefixes(&self) -> Vec<String> {
-        if self.endpoints.is_empty() {
-            vec!["grpc".to_string()]
-        } else {
-            self.endpoints.keys().map(|k| format!("grpc-{k}")).collect()
-        }
+        let mut p = vec!["grpc".to_string()];
+        p.extend(self.endpoints.keys().map(|k| format!("grpc-{k}")));
+        p
     }
 
     /// The version names: the endpoint names (none without endpoints).
@@ -575,7 +573,12 @@ impl GrpcTask {
         let reports = self.measure(ctx.progress).await?;
         ctx.insights.ensure_versions(&self.version_names());
         for (version, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
-            record(ctx, version, t, &report);
+            record(ctx, version, &t.prefix, t, &report);
+            // with endpoints, the plain `grpc/...` names too, so SLOs and rewards on
+            // `grpc/...` compare the versions (as the http task does)
+            if t.prefix != "grpc" {
+                record(ctx, version, "grpc", t, &report);
+            }
         }
         Ok(())
     }
@@ -846,9 +849,8 @@ impl Target {
     }
 }
 
-fn record(ctx: &mut TaskContext<'_>, version: usize, t: &Target, r: &LoadReport) {
+fn record(ctx: &mut TaskContext<'_>, version: usize, p: &str, t: &Target, r: &LoadReport) {
     let ins = &mut *ctx.insights;
-    let p = &t.prefix;
     let mut put =
         |name: &str, kind: MetricType, desc: &str, units: Option<&str>, value: Option<f64>| {
             let full = format!("{p}/{name}");
@@ -999,7 +1001,7 @@ mod tests {
             "host: h:1\ncall: a.S/M\ntotal: 10\ndata: {name: top}\nendpoints:\n  v1: {}\n  v2: {host: other:2, total: 3, data: {name: v2}}\n",
         );
         let tg = t.targets().unwrap();
-        assert_eq!(t.metric_prefixes(), vec!["grpc-v1", "grpc-v2"]);
+        assert_eq!(t.metric_prefixes(), vec!["grpc", "grpc-v1", "grpc-v2"]);
         assert_eq!(tg[0].host.value, "h:1");
         assert_eq!(tg[0].plan.total, Some(10));
         assert_eq!(tg[0].data.field, "data");
