@@ -27,6 +27,10 @@ struct Args {
     /// Also serve Knative Services and KServe InferenceServices.
     #[arg(long)]
     serving_crds: bool,
+    /// Podman mode: pods whose image is in local podman storage run as containers
+    /// (`podman run --runtime runc`); other images use the image map.
+    #[arg(long, env = "ITER8_TEST_PODMAN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    podman: bool,
 }
 
 #[tokio::main]
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: Some(args.http_addr),
         https_addr: Some(args.https_addr),
         state_dir: Some(args.state_dir.clone()),
+        podman: args.podman,
     })
     .await
     .context("starting the test API server")?;

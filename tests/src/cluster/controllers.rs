@@ -1,4 +1,5 @@
-//! Controllers: Jobs run their pod's first container as a local process; CronJobs create
+//! Controllers: Jobs run their pod's first container as a local process (or, in podman mode,
+//! as a container from local podman storage); CronJobs create
 //! Jobs on schedule; Deployments can be marked Available automatically.
 
 use std::process::Stdio;
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
 use super::store::{now, random_suffix, ApiError};
-use super::{Cluster, ImageTarget, ResourceDef};
+use super::{podman, Cluster, ImageTarget, ResourceDef};
 
 fn def(c: &Cluster, group: &str, plural: &str) -> Result<ResourceDef, ApiError> {
     c.store
@@ -307,14 +308,37 @@ async fn run_container(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     };
-    let Some(target) = super::resolve_image(&cluster.config.image_map, &image) else {
-        let msg = format!(
-            "image \"{image}\" is not in the test cluster's image map (map it to a local binary)"
-        );
-        lock_append(&log, format!("{msg}\n").as_bytes());
-        set_pod_status(cluster, pods, &ns, &name, waiting("ErrImagePull", &msg)).await;
-        return wait_killed(kill_rx, deadline).await;
+    // Podman mode: an image in local podman storage runs as a real container; other
+    // images fall back to the image map (local processes).
+    let local = if cluster.config.podman {
+        podman::local_image(&image).await
+    } else {
+        None
     };
+    let target = match &local {
+        Some(_) => None,
+        None => super::resolve_image(&cluster.config.image_map, &image),
+    };
+    if local.is_none() && target.is_none() {
+        let never = container["imagePullPolicy"].as_str() == Some("Never");
+        let msg = if cluster.config.podman {
+            format!(
+                "image \"{image}\" is neither in local podman storage (build or tag it there, e.g. make image) nor in the test cluster's image map"
+            )
+        } else {
+            format!(
+                "image \"{image}\" is not in the test cluster's image map (map it to a local binary)"
+            )
+        };
+        let reason = if never && cluster.config.podman {
+            "ErrImageNeverPull"
+        } else {
+            "ErrImagePull"
+        };
+        lock_append(&log, format!("{msg}\n").as_bytes());
+        set_pod_status(cluster, pods, &ns, &name, waiting(reason, &msg)).await;
+        return wait_killed(kill_rx, deadline).await;
+    }
     let pod_dir = cluster.config.state_dir.join("pods").join(&ns).join(&name);
     if let Err(e) = std::fs::create_dir_all(&pod_dir) {
         lock_append(
@@ -323,29 +347,36 @@ async fn run_container(
         );
         return Outcome::Exit(128);
     }
-    let kubeconfig = pod_dir.join("kubeconfig");
-    let sa_user = format!("system:serviceaccount:{ns}:{sa}");
-    if let Err(e) = std::fs::write(&kubeconfig, cluster.kubeconfig(&token, &sa_user, &ns, true)) {
-        lock_append(&log, format!("writing kubeconfig: {e}\n").as_bytes());
-        return Outcome::Exit(128);
-    }
     let (host, port) = cluster
         .host_port()
         .rsplit_once(':')
         .map(|(h, p)| (h.to_string(), p.to_string()))
         .unwrap_or_default();
-    let mut env: Vec<(String, String)> = vec![
-        (
-            "PATH".into(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-        ),
-        ("HOME".into(), pod_dir.display().to_string()),
-        ("HOSTNAME".into(), name.clone()),
-        ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-        ("KUBERNETES_SERVICE_HOST".into(), host),
-        ("KUBERNETES_SERVICE_PORT".into(), port.clone()),
-        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port),
+    let service_env = [
+        ("KUBERNETES_SERVICE_HOST".to_string(), host),
+        ("KUBERNETES_SERVICE_PORT".to_string(), port.clone()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".to_string(), port),
     ];
+    let mut env: Vec<(String, String)> = Vec::new();
+    if local.is_none() {
+        let kubeconfig = pod_dir.join("kubeconfig");
+        let sa_user = format!("system:serviceaccount:{ns}:{sa}");
+        if let Err(e) = std::fs::write(&kubeconfig, cluster.kubeconfig(&token, &sa_user, &ns, true))
+        {
+            lock_append(&log, format!("writing kubeconfig: {e}\n").as_bytes());
+            return Outcome::Exit(128);
+        }
+        env.extend([
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            ("HOME".into(), pod_dir.display().to_string()),
+            ("HOSTNAME".into(), name.clone()),
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+        ]);
+    }
+    env.extend(service_env);
     for e in container["env"].as_array().cloned().unwrap_or_default() {
         let Some(k) = e["name"].as_str() else {
             continue;
@@ -366,17 +397,38 @@ async fn run_container(
     };
     let command = strs(&container["command"]);
     let args = strs(&container["args"]);
-    let (program, argv): (String, Vec<String>) = match target {
-        ImageTarget::Binary(b) => {
+    let launch = match (&local, target) {
+        (Some(img), _) => {
+            match prepare_podman(
+                cluster, pods, pod, &container, &pod_dir, img, &token, sa, &env, &command, &args,
+                deadline, kill_rx,
+            )
+            .await
+            {
+                Ok(l) => l,
+                Err(o) => return o,
+            }
+        }
+        (None, Some(ImageTarget::Binary(b))) => {
             let mut a: Vec<String> = command.iter().skip(1).cloned().collect();
             a.extend(args);
-            (b.display().to_string(), a)
+            Launch {
+                program: b.display().to_string(),
+                argv: a,
+                env: Some(env),
+                container: None,
+            }
         }
-        ImageTarget::Host => match command.split_first() {
+        (None, Some(ImageTarget::Host)) => match command.split_first() {
             Some((p, rest)) => {
                 let mut a = rest.to_vec();
                 a.extend(args);
-                (p.clone(), a)
+                Launch {
+                    program: p.clone(),
+                    argv: a,
+                    env: Some(env),
+                    container: None,
+                }
             }
             None => {
                 let msg = "image mapped to @host needs a command";
@@ -392,17 +444,28 @@ async fn run_container(
                 return wait_killed(kill_rx, deadline).await;
             }
         },
+        (None, None) => return Outcome::Exit(128),
     };
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&argv)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(&pod_dir)
+    let image_id = local
+        .as_ref()
+        .map(|i| format!("sha256:{}", i.id))
+        .unwrap_or_default();
+    let program = launch.program.clone();
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.argv);
+    if let Some(env) = &launch.env {
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    cmd.current_dir(&pod_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(c) = &launch.container {
+        cluster.track_container(c, true);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -416,6 +479,9 @@ async fn run_container(
                 waiting("RunContainerError", &msg),
             )
             .await;
+            if let Some(c) = &launch.container {
+                cluster.track_container(c, false);
+            }
             return Outcome::Exit(128);
         }
     };
@@ -456,16 +522,19 @@ async fn run_container(
         &name,
         json!({"phase": "Running", "podIP": "127.0.0.1", "hostIP": "127.0.0.1", "startTime": started,
                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": started}],
-               "containerStatuses": [{"name": cname, "image": image, "imageID": "", "ready": true,
+               "containerStatuses": [{"name": cname, "image": image, "imageID": image_id, "ready": true,
                    "restartCount": 0, "started": true, "state": {"running": {"startedAt": started}}}]}),
     )
     .await;
-    let outcome = tokio::select! {
+    let mut outcome = tokio::select! {
         r = child.wait() => match r {
             Ok(s) => Outcome::Exit(s.code().unwrap_or(137)),
             Err(_) => Outcome::Exit(128),
         },
         o = wait_killed(kill_rx, deadline) => {
+            if let Some(c) = &launch.container {
+                podman::kill_container(c).await;
+            }
             if let Some(id) = pgid {
                 kill_group(id);
             }
@@ -481,12 +550,41 @@ async fn run_container(
     for r in readers {
         let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
     }
+    let mut container_id = String::new();
+    if let Some(c) = &launch.container {
+        // The container's own record (user, read-only root, capabilities, exit code) is kept
+        // in the pod directory as `container.json`, then the container is removed.
+        if let Some(info) = podman::inspect_container(c).await {
+            if let Outcome::Exit(_) = outcome {
+                if let Some(code) = info["State"]["ExitCode"].as_i64() {
+                    outcome = Outcome::Exit(code as i32);
+                }
+            }
+            container_id = format!("podman://{}", info["Id"].as_str().unwrap_or(""));
+            let _ = std::fs::write(
+                pod_dir.join("container.json"),
+                serde_json::to_vec_pretty(&info).unwrap_or_default(),
+            );
+        }
+        podman::remove_container(c).await;
+        cluster.track_container(c, false);
+    }
     let (phase, code, reason) = match outcome {
         Outcome::Exit(0) => ("Succeeded", 0, "Completed"),
         Outcome::Exit(c) => ("Failed", c, "Error"),
         Outcome::Deleted => ("Failed", 137, "Killed"),
         Outcome::Deadline => ("Failed", 137, "DeadlineExceeded"),
     };
+    let mut terminated =
+        json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()});
+    if !container_id.is_empty() {
+        terminated["containerID"] = json!(container_id);
+    }
+    let mut cstatus = json!({"name": cname, "image": image, "imageID": image_id, "ready": false,
+                   "restartCount": 0, "started": false, "state": {"terminated": terminated}});
+    if !container_id.is_empty() {
+        cstatus["containerID"] = json!(container_id);
+    }
     set_pod_status(
         cluster,
         pods,
@@ -494,12 +592,170 @@ async fn run_container(
         &name,
         json!({"phase": phase, "podIP": "127.0.0.1", "hostIP": "127.0.0.1", "startTime": started,
                "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()}],
-               "containerStatuses": [{"name": cname, "image": image, "imageID": "", "ready": false,
-                   "restartCount": 0, "started": false,
-                   "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()}}}]}),
+               "containerStatuses": [cstatus]}),
     )
     .await;
     outcome
+}
+
+/// How a pod's container is started: a local process, or `podman run`.
+struct Launch {
+    program: String,
+    argv: Vec<String>,
+    /// The process environment (local processes); `None` inherits (podman, which passes
+    /// the container's environment with `--env`).
+    env: Option<Vec<(String, String)>>,
+    /// The podman container's name.
+    container: Option<String>,
+}
+
+/// Whether the ServiceAccount token is mounted: the pod's `automountServiceAccountToken`,
+/// else the ServiceAccount's, else true.
+fn automount_token(cluster: &Cluster, pod: &Value, sa: &str) -> bool {
+    if let Some(b) = pod["spec"]["automountServiceAccountToken"].as_bool() {
+        return b;
+    }
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    cluster
+        .store
+        .resource("", "serviceaccounts")
+        .and_then(|d| cluster.store.get(&d, ns, sa).ok())
+        .and_then(|s| s["automountServiceAccountToken"].as_bool())
+        .unwrap_or(true)
+}
+
+/// The decoded entries of a ConfigMap (`data` + base64 `binaryData`) or Secret (base64
+/// `data`); `None` when the object does not exist.
+fn object_entries(
+    cluster: &Cluster,
+    ns: &str,
+    plural: &str,
+    name: &str,
+) -> Option<Vec<(String, Vec<u8>)>> {
+    use base64::Engine;
+    let d = cluster.store.resource("", plural)?;
+    let obj = cluster.store.get(&d, ns, name).ok()?;
+    let b64 = |v: &Value| {
+        v.as_str()
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+    };
+    let mut out = Vec::new();
+    if let Some(m) = obj["data"].as_object() {
+        for (k, v) in m {
+            let bytes = if plural == "secrets" {
+                b64(v)
+            } else {
+                v.as_str().map(|s| s.as_bytes().to_vec())
+            };
+            if let Some(b) = bytes {
+                out.push((k.clone(), b));
+            }
+        }
+    }
+    if let Some(m) = obj["binaryData"].as_object() {
+        for (k, v) in m {
+            if let Some(b) = b64(v) {
+                out.push((k.clone(), b));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Prepares a podman run: volumes, ServiceAccount files, the `podman run` arguments.
+/// While something is missing (a ConfigMap of a volume) or the spec cannot run (runAsNonRoot
+/// with a root image) the pod waits with the kubelet's reason, until deleted or the deadline.
+#[allow(clippy::too_many_arguments)]
+async fn prepare_podman(
+    cluster: &Arc<Cluster>,
+    pods: &ResourceDef,
+    pod: &Value,
+    container: &Value,
+    pod_dir: &std::path::Path,
+    img: &podman::LocalImage,
+    token: &str,
+    sa: &str,
+    env: &[(String, String)],
+    command: &[String],
+    args: &[String],
+    deadline: Option<Instant>,
+    kill_rx: &mut tokio::sync::oneshot::Receiver<()>,
+) -> Result<Launch, Outcome> {
+    let ns = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let cname = container["name"].as_str().unwrap_or("main");
+    let image = container["image"].as_str().unwrap_or("");
+    let cont_name = format!("iter8-test-{ns}-{name}-{}", random_suffix(5));
+    let sa_dir = pod_dir.join("serviceaccount");
+    let mount_sa = automount_token(cluster, pod, sa);
+    if mount_sa {
+        if let Err(e) = podman::write_service_account(&sa_dir, token, &cluster.tls.ca_pem, &ns) {
+            lock_append(
+                &cluster.log_buffer(&ns, &name),
+                format!("writing the service account files: {e}\n").as_bytes(),
+            );
+            return Err(Outcome::Exit(128));
+        }
+    }
+    loop {
+        let attempt = (|| -> Result<Vec<String>, (String, &'static str)> {
+            let data = |plural: &str, obj: &str| object_entries(cluster, &ns, plural, obj);
+            let plan = podman::volume_plan(&pod["spec"], &pod_dir.join("volumes"), &data)
+                .map_err(|e| (e, "ContainerCreating"))?;
+            let mounts = podman::mounts(
+                container,
+                &plan.sources,
+                mount_sa.then_some(sa_dir.as_path()),
+            )
+            .map_err(|e| (e, "CreateContainerConfigError"))?;
+            let argv = podman::run_args(&podman::RunSpec {
+                name: &cont_name,
+                hostname: &name,
+                image,
+                image_user: &img.user,
+                pod_spec: &pod["spec"],
+                container,
+                env,
+                command,
+                args,
+                mounts: &mounts,
+            })
+            .map_err(|e| (e, "CreateContainerConfigError"))?;
+            podman::materialize(&plan)
+                .map_err(|e| (format!("preparing volumes: {e}"), "CreateContainerError"))?;
+            Ok(argv)
+        })();
+        match attempt {
+            Ok(argv) => {
+                return Ok(Launch {
+                    program: podman::program(),
+                    argv,
+                    env: None,
+                    container: Some(cont_name),
+                })
+            }
+            Err((msg, reason)) => {
+                set_pod_status(
+                    cluster,
+                    pods,
+                    &ns,
+                    &name,
+                    json!({"phase": "Pending", "containerStatuses": [{
+                        "name": cname, "image": image, "imageID": "", "ready": false,
+                        "restartCount": 0, "started": false,
+                        "state": {"waiting": {"reason": reason, "message": msg}}}]}),
+                )
+                .await;
+            }
+        }
+        tokio::select! {
+            o = wait_killed(kill_rx, deadline) => return Err(o),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 /// Kills a process group (the container's processes) with SIGKILL.

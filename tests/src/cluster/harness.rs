@@ -47,6 +47,9 @@ pub struct TestClusterOptions {
     pub https_addr: Option<std::net::SocketAddr>,
     /// Where to keep kubeconfigs and pod directories (default: a temporary directory).
     pub state_dir: Option<PathBuf>,
+    /// Podman mode: pods whose image is in local podman storage run as containers
+    /// (`podman run --runtime runc`); other images use `image_map`.
+    pub podman: bool,
 }
 
 /// A running test API server with its controllers. Stops when dropped.
@@ -129,6 +132,7 @@ impl TestCluster {
             auto_available: opts.auto_available,
             state_dir: state_dir.clone(),
             job_backoff: Duration::from_millis(200),
+            podman: opts.podman,
         })?;
         for r in &opts.extra_resources {
             cluster.store.register(r.clone());
@@ -310,6 +314,23 @@ impl TestCluster {
     /// Captured output of a pod.
     pub fn pod_log(&self, ns: &str, pod: &str) -> String {
         String::from_utf8_lossy(&self.cluster.pod_log(ns, pod)).into_owned()
+    }
+
+    /// A pod's working directory (local processes) or volume/ServiceAccount files (podman).
+    pub fn pod_dir(&self, ns: &str, pod: &str) -> PathBuf {
+        self.cluster
+            .config
+            .state_dir
+            .join("pods")
+            .join(ns)
+            .join(pod)
+    }
+
+    /// Podman mode: `podman container inspect` of the pod's finished container (kept as
+    /// `container.json` in the pod directory before the container is removed).
+    pub fn pod_container_record(&self, ns: &str, pod: &str) -> Option<Value> {
+        let bytes = std::fs::read(self.pod_dir(ns, pod).join("container.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Every request served so far.

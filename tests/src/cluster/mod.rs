@@ -8,6 +8,7 @@ pub mod auth;
 pub mod controllers;
 pub mod harness;
 pub mod patch;
+pub mod podman;
 pub mod proto;
 pub mod resources;
 pub mod selector;
@@ -97,6 +98,9 @@ pub struct ClusterConfig {
     pub state_dir: PathBuf,
     /// Backoff between failed Job attempts (real Kubernetes: 10s doubling).
     pub job_backoff: std::time::Duration,
+    /// Podman mode: a pod whose image is in local podman storage runs as a container
+    /// (`podman run --runtime runc`), see [`podman`]; other images use the image map.
+    pub podman: bool,
 }
 
 /// The shared core: store, configuration, addresses, TLS, pod processes.
@@ -115,6 +119,7 @@ pub struct Cluster {
     pod_logs: Mutex<HashMap<(String, String), LogBuffer>>,
     kills: Mutex<HashMap<(String, String), tokio::sync::oneshot::Sender<()>>>,
     groups: Mutex<std::collections::HashSet<u32>>,
+    containers: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +142,7 @@ impl Cluster {
             pod_logs: Mutex::new(HashMap::new()),
             kills: Mutex::new(HashMap::new()),
             groups: Mutex::new(std::collections::HashSet::new()),
+            containers: Mutex::new(std::collections::HashSet::new()),
         });
         c.store.add_token(&admin_token, Identity::admin());
         if let Some(ns) = c.store.resource("", "namespaces") {
@@ -366,12 +372,24 @@ impl Cluster {
         }
     }
 
-    /// Kills every container process still running (when the cluster stops).
+    pub(crate) fn track_container(&self, name: &str, running: bool) {
+        let mut c = lock(&self.containers);
+        if running {
+            c.insert(name.to_string());
+        } else {
+            c.remove(name);
+        }
+    }
+
+    /// Kills every container process still running (when the cluster stops), and removes
+    /// the podman containers of podman mode.
     pub fn kill_all_processes(&self) {
         let groups: Vec<u32> = lock(&self.groups).drain().collect();
         for g in groups {
             controllers::kill_group(g);
         }
+        let containers: Vec<String> = lock(&self.containers).drain().collect();
+        podman::remove_containers_blocking(&containers);
     }
 
     pub(crate) fn unregister_kill(&self, ns: &str, pod: &str) {
