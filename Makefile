@@ -23,14 +23,15 @@ build:
 demo:
 	bash scripts/demo
 
-# Installs test dependencies (Debian packages, Python venv with Helm), then runs every test.
-test: setup lint test-only
+# Installs test dependencies (Debian packages, Python venv with Helm, the musl target), builds
+# the runner image (tests/tests/e2e_image.rs runs it under podman), then runs every test.
+test: setup lint image test-only
 
 setup:
 	bash scripts/setup-test-env
 
 test-only:
-	bash scripts/run-tests
+	ITER8_TEST_IMAGE=$(IMAGE) bash scripts/run-tests
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -177,9 +177,11 @@ pub fn volume_plan(
         let entries = match data(plural, obj_name) {
             Some(e) => e,
             None if optional => Vec::new(),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "MountVolume.SetUp failed for volume \"{name}\": {kind} \"{obj_name}\" not found"
-            )),
+            ))
+            }
         };
         let mut files = Vec::new();
         match src["items"].as_array() {

@@ -1,0 +1,536 @@
+//! End to end through the REAL runner image: the chart installed with real Helm into the
+//! test cluster in podman mode, so the Job's pod runs the `make image` image (static musl
+//! `iter8-runner` on `FROM scratch`) with `podman run --runtime runc`, the chart's
+//! restricted securityContext, the ServiceAccount's token mounted where kube-rs's in-cluster
+//! configuration finds it, and host networking to reach the API server and the load target
+//! on 127.0.0.1.
+//!
+//! The image: `$ITER8_TEST_IMAGE`, else the Makefile's default
+//! (`ghcr.io/iter8-rs/iter8-runner:<appVersion>`); `make test` builds it (`make image`)
+//! before the tests. When it is not in local podman storage this test runs `make image`
+//! itself. Without podman on PATH the test prints SKIPPED and returns (podman is installed
+//! by scripts/setup-test-env, so in `make test` it runs).
+
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use base64::Engine as _;
+use iter8_tests::cluster::{TestCluster, TestClusterOptions};
+use serde_json::{json, Value};
+
+const NS: &str = "default";
+const JOB_WAIT: Duration = Duration::from_secs(180);
+/// The image's user (Dockerfile `USER`) and the chart's runAsUser / runAsGroup.
+const UID: u32 = 65532;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// A binary of the `iter8` package, next to this test's target directory.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} not built: run `cargo build -p iter8 --bins` (or `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.out, self.err
+        )
+    }
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn podman(args: &[&str]) -> Run {
+    to_run(
+        Command::new("podman")
+            .args(args)
+            .output()
+            .expect("run podman"),
+    )
+}
+
+fn podman_available() -> bool {
+    Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn app_version() -> String {
+    let chart =
+        std::fs::read_to_string(repo_root().join("charts/iter8/Chart.yaml")).expect("Chart.yaml");
+    let v: serde_yaml::Value = serde_yaml::from_str(&chart).expect("Chart.yaml is YAML");
+    v["appVersion"].as_str().expect("appVersion").to_string()
+}
+
+/// The image `make image` builds (or `$ITER8_TEST_IMAGE`); built with `make image` when it
+/// is not in local podman storage.
+fn built_image() -> String {
+    let image = std::env::var("ITER8_TEST_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("ghcr.io/iter8-rs/iter8-runner:{}", app_version()));
+    if podman(&["image", "exists", &image]).code != 0 {
+        eprintln!("{image} is not in local podman storage: building it with `make image`");
+        let mut make = Command::new("make");
+        make.args(["image", &format!("IMAGE={image}"), "CONTAINER=podman"])
+            .current_dir(repo_root());
+        // The variables cargo sets for this test process are not the build's.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || k.starts_with("CARGO_CRATE_")
+                || k.starts_with("CARGO_PRIMARY_")
+                || k.starts_with("CARGO_TARGET_TMPDIR")
+            {
+                make.env_remove(k);
+            }
+        }
+        let r = to_run(make.output().expect("run make image"));
+        assert_eq!(r.code, 0, "make image: {r}");
+    }
+    image
+}
+
+/// A second name for the image under podman's local naming (`localhost/…`), removed again
+/// when dropped (only this name: the image and its other names stay).
+struct LocalTag(String);
+
+impl LocalTag {
+    fn new(image: &str) -> Self {
+        let name = format!("localhost/iter8-runner:e2e-{}", std::process::id());
+        let r = podman(&["tag", image, &name]);
+        assert_eq!(r.code, 0, "podman tag: {r}");
+        LocalTag(name)
+    }
+}
+
+impl Drop for LocalTag {
+    fn drop(&mut self) {
+        let _ = podman(&["untag", &self.0, &self.0]);
+    }
+}
+
+async fn helm(tc: &TestCluster, args: &[&str]) -> Run {
+    let helm = std::env::var("HELM")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| repo_root().join("scripts/helm").display().to_string());
+    let o = tokio::process::Command::new(helm)
+        .args(args)
+        .env("KUBECONFIG", tc.kubeconfig_path())
+        .current_dir(repo_root())
+        .output()
+        .await
+        .expect("run helm");
+    to_run(o)
+}
+
+async fn iter8(tc: &TestCluster, args: &[&str]) -> Run {
+    let o = tokio::process::Command::new(bin("iter8"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(tc.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("run iter8");
+    to_run(o)
+}
+
+/// A hyper server answering 200 on 127.0.0.1 (the experiment's load target).
+async fn target() -> SocketAddr {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The only pod of a Job, with a diagnostic when it is not there.
+fn only_pod(tc: &TestCluster, job: &str) -> Value {
+    let pods = tc.job_pods(NS, job);
+    assert_eq!(pods.len(), 1, "pods of {job}: {pods:?}");
+    pods[0].clone()
+}
+
+fn pod_name(pod: &Value) -> String {
+    pod["metadata"]["name"]
+        .as_str()
+        .expect("pod name")
+        .to_string()
+}
+
+async fn wait_job(tc: &TestCluster, job: &str) -> Value {
+    match tc.wait_job(NS, job, JOB_WAIT).await {
+        Ok(j) => j,
+        Err(e) => {
+            let logs: Vec<String> = tc
+                .job_pods(NS, job)
+                .iter()
+                .map(|p| format!("{}\n{}", p["status"], tc.pod_log(NS, &pod_name(p))))
+                .collect();
+            panic!("{e}\npods:\n{}", logs.join("\n"));
+        }
+    }
+}
+
+/// The pod ran in podman: its status names the podman container and the image, and the
+/// container's record (podman inspect, kept by the controller) is there.
+fn container_record(tc: &TestCluster, pod: &Value, image_id: &str) -> Value {
+    let name = pod_name(pod);
+    let cs = &pod["status"]["containerStatuses"][0];
+    let cid = cs["containerID"].as_str().unwrap_or("");
+    assert!(
+        cid.starts_with("podman://"),
+        "not run by podman: {}",
+        pod["status"]
+    );
+    assert_eq!(cs["imageID"], json!(format!("sha256:{image_id}")), "{cs}");
+    let rec = tc
+        .pod_container_record(NS, &name)
+        .unwrap_or_else(|| panic!("no container record for pod {name}"));
+    assert_eq!(
+        format!("podman://{}", rec["Id"].as_str().unwrap_or("")),
+        cid,
+        "the record is this pod's container"
+    );
+    assert_eq!(rec["Image"].as_str(), Some(image_id), "the built image ran");
+    assert_eq!(rec["OCIRuntime"], "runc", "{}", rec["OCIRuntime"]);
+    // the container is gone (the record was taken before removing it)
+    let cname = rec["Name"].as_str().expect("container name");
+    assert_ne!(podman(&["container", "exists", cname]).code, 0, "{cname}");
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_job_runs_the_real_image_under_podman() {
+    if !podman_available() {
+        eprintln!(
+            "SKIPPED: podman is not installed, so the runner image cannot run \
+             (scripts/setup-test-env installs it: apt-get install podman runc)"
+        );
+        return;
+    }
+    let image = built_image();
+    let r = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}\t{{.Size}}\t{{.Config.User}}",
+        &image,
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let fields: Vec<&str> = r.out.trim().split('\t').collect();
+    let (image_id, size, user) = (fields[0].to_string(), fields[1], fields[2]);
+    eprintln!(
+        "image {image}: id {}, {size} bytes ({:.1} MiB), user {user}",
+        &image_id[..12],
+        size.parse::<f64>().unwrap_or(0.0) / 1048576.0
+    );
+    assert_eq!(user, format!("{UID}:{UID}"), "the image's USER");
+    let tag = LocalTag::new(&image);
+    let (repo, tag_part) = tag.0.rsplit_once(':').expect("repo:tag");
+
+    // Podman mode and no image map: the Job can only run if podman runs the image.
+    let tc = TestCluster::start_with(TestClusterOptions {
+        podman: true,
+        ..Default::default()
+    })
+    .await
+    .expect("test cluster");
+    let addr = target().await;
+    let rel = "img";
+    let chart = repo_root().join("charts/iter8").display().to_string();
+    let sets = [
+        "tasks={http,assess}".to_string(),
+        format!("http.url=http://{addr}/get"),
+        "http.numRequests=20".into(),
+        "http.qps=50".into(),
+        "assess.SLOs.upper.http/latency-mean=5000".into(),
+        "assess.SLOs.upper.http/error-count=0".into(),
+        format!("image.repository={repo}"),
+        format!("image.tag={tag_part}"),
+        "image.pullPolicy=Never".into(),
+    ];
+    let mut args: Vec<&str> = vec!["install", rel, &chart, "-n", NS];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let r = helm(&tc, &args).await;
+    assert_eq!(r.code, 0, "helm install: {r}");
+
+    let job = wait_job(&tc, "img-1-job").await;
+    let pod = only_pod(&tc, "img-1-job");
+    let log = tc.pod_log(NS, &pod_name(&pod));
+    assert_eq!(job["status"]["succeeded"], 1, "{job}\n{log}");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["image"],
+        json!(tag.0),
+        "{}",
+        pod["status"]
+    );
+    let rec = container_record(&tc, &pod, &image_id);
+    // The chart's restricted securityContext, as podman applied it.
+    assert_eq!(rec["Config"]["User"], format!("{UID}:{UID}"), "{rec}");
+    assert_eq!(rec["HostConfig"]["ReadonlyRootfs"], true, "{rec}");
+    assert!(
+        strs(&rec["HostConfig"]["SecurityOpt"]).contains(&"no-new-privileges".to_string()),
+        "{}",
+        rec["HostConfig"]
+    );
+    let dropped = strs(&rec["HostConfig"]["CapDrop"]);
+    for c in ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID", "CAP_DAC_OVERRIDE"] {
+        assert!(
+            dropped.contains(&c.to_string()),
+            "{c} not dropped: {dropped:?}"
+        );
+    }
+    assert!(strs(&rec["HostConfig"]["CapAdd"]).is_empty(), "{rec}");
+    // The image's entrypoint with the chart's args ($(VAR) expanded like a kubelet).
+    assert_eq!(strs(&rec["Config"]["Entrypoint"]), ["/iter8-runner"]);
+    assert_eq!(
+        strs(&rec["Config"]["Cmd"]),
+        ["--namespace", NS, "--release", rel]
+    );
+    // In-cluster configuration: no kubeconfig, the ServiceAccount mounted read-only.
+    let env = strs(&rec["Config"]["Env"]);
+    assert!(!env.iter().any(|e| e.starts_with("KUBECONFIG=")), "{env:?}");
+    assert!(
+        env.iter()
+            .any(|e| e.starts_with("KUBERNETES_SERVICE_HOST=")),
+        "{env:?}"
+    );
+    assert!(env.contains(&format!("POD_NAMESPACE={NS}")), "{env:?}");
+    let mounts: Vec<(String, bool)> = rec["Mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| {
+            (
+                m["Destination"].as_str().unwrap_or("").to_string(),
+                m["RW"] == true,
+            )
+        })
+        .collect();
+    assert!(
+        mounts.contains(&(
+            "/var/run/secrets/kubernetes.io/serviceaccount".to_string(),
+            false
+        )),
+        "{mounts:?}"
+    );
+    assert!(mounts.contains(&("/tmp".to_string(), true)), "{mounts:?}");
+
+    // The verdict, the report, the Secret, the log.
+    let r = iter8(
+        &tc,
+        &[
+            "assert",
+            "-c",
+            "completed,nofailure,slos",
+            "--release",
+            rel,
+            "-n",
+            NS,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "assert: {r}\npod log:\n{log}");
+    assert!(r.out.contains("all conditions hold"), "{r}");
+    let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;
+    assert_eq!(r.code, 0, "report: {r}");
+    for m in [
+        "http/latency-mean",
+        "http/error-count",
+        "http/request-count",
+    ] {
+        assert!(r.out.contains(m), "report lacks {m}: {r}");
+    }
+    let client = tc.client().await.expect("client");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), NS);
+    let secret = serde_json::to_value(secrets.get(rel).await.expect("secret")).expect("json");
+    let result = secret["data"]["result.yaml"]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|| panic!("no result.yaml in the Secret: {secret}"));
+    let result: serde_yaml::Value = serde_yaml::from_str(&result).expect("result YAML");
+    assert_eq!(result["revision"].as_u64(), Some(1), "{result:?}");
+    assert_eq!(result["numCompletedTasks"].as_u64(), Some(2), "{result:?}");
+    assert_eq!(result["failure"].as_bool(), Some(false), "{result:?}");
+    assert!(
+        serde_yaml::to_string(&result["insights"])
+            .expect("yaml")
+            .contains("http/latency-mean"),
+        "{result:?}"
+    );
+    let r = iter8(&tc, &["log", "--release", rel, "-n", NS]).await;
+    assert_eq!(r.code, 0, "log: {r}");
+    assert!(r.out.contains("revision 1, job img-1-job"), "{r}");
+    assert!(r.out.contains("experiment completed"), "{r}");
+    // Every request of the container was made with the mounted ServiceAccount token.
+    let sa_user = format!("system:serviceaccount:{NS}:{rel}-iter8");
+    let reqs: Vec<_> = tc
+        .request_log()
+        .into_iter()
+        .filter(|e| e.user == sa_user)
+        .collect();
+    assert!(
+        reqs.iter()
+            .any(|e| e.verb == "patch" && e.resource == "secrets" && e.name == rel),
+        "{reqs:?}"
+    );
+    assert!(reqs.iter().all(|e| e.allowed), "{reqs:?}");
+
+    // Behaviour, not just configuration: the chart's pod template (same image, same
+    // securityContext) running the runner on a file experiment. Writing the result to the
+    // root file system fails with EROFS (a writable root would give EACCES to uid 65532, as
+    // / belongs to root); writing to the /tmp emptyDir works, and the file on the host
+    // belongs to uid/gid 65532.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), NS);
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "file-exp"},
+        "data": {"experiment.yaml": "spec:\n- task: assess\n  with: {}\n"},
+    }))
+    .expect("configmap");
+    cms.create(&Default::default(), &cm)
+        .await
+        .expect("create configmap");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client, NS);
+    let chart_job = serde_json::to_value(jobs.get("img-1-job").await.expect("job")).expect("json");
+    let mut outcomes = Vec::new();
+    for (name, output) in [
+        ("write-root", "/result.yaml"),
+        ("write-tmp", "/tmp/result.yaml"),
+    ] {
+        let mut tmpl = chart_job["spec"]["template"].clone();
+        tmpl["metadata"] = json!({"labels": {"app": name}});
+        let c = &mut tmpl["spec"]["containers"][0];
+        // No ITER8_RELEASE / POD_NAMESPACE: the runner's file mode.
+        c["env"] = json!([{"name": "RUST_LOG", "value": "info"}]);
+        c["args"] = json!([
+            "-f",
+            "/exp/experiment.yaml",
+            "-o",
+            output,
+            "--log-format",
+            "human"
+        ]);
+        c["volumeMounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(json!({"name": "exp", "mountPath": "/exp"}));
+        tmpl["spec"]["volumes"]
+            .as_array_mut()
+            .expect("volumes")
+            .push(json!({"name": "exp", "configMap": {"name": "file-exp"}}));
+        let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": tmpl},
+        }))
+        .expect("job");
+        jobs.create(&Default::default(), &job)
+            .await
+            .expect("create job");
+        let done = wait_job(&tc, name).await;
+        let pod = only_pod(&tc, name);
+        container_record(&tc, &pod, &image_id);
+        let log = tc.pod_log(NS, &pod_name(&pod));
+        outcomes.push((done, pod, log));
+    }
+    let (done, _, log) = &outcomes[0];
+    assert_eq!(done["status"]["failed"], 1, "{done}\n{log}");
+    assert!(
+        log.contains("/result.yaml: Read-only file system (os error 30)"),
+        "{log}"
+    );
+    let (done, pod, log) = &outcomes[1];
+    assert_eq!(done["status"]["succeeded"], 1, "{done}\n{log}");
+    let file = tc
+        .pod_dir(NS, &pod_name(pod))
+        .join("volumes/tmp/result.yaml");
+    let meta =
+        std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}\n{log}", file.display()));
+    assert_eq!((meta.uid(), meta.gid()), (UID, UID), "{}", file.display());
+    let text = std::fs::read_to_string(&file).expect("result");
+    assert!(text.contains("numCompletedTasks: 1"), "{text}");
+
+    // uninstall: the release's objects go; no container of the test is left.
+    let r = helm(&tc, &["uninstall", rel, "-n", NS, "--wait"]).await;
+    assert_eq!(r.code, 0, "helm uninstall: {r}");
+    let r = podman(&[
+        "ps",
+        "--all",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("name=iter8-test-{NS}-{rel}-"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.out.trim(), "", "containers left: {r}");
+    drop(tag);
+}
