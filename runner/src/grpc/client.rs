@@ -1,15 +1,26 @@
-//! Channels to the target (plaintext HTTP/2 or TLS with rustls) and one unary call.
+//! Connections to the target (plaintext HTTP/2 or TLS with rustls) and one unary call.
+//!
+//! Load runs on the `h2` crate directly ([`Connector`], [`UnaryCall`]): per call, one
+//! HTTP/2 stream with a prebuilt request head and pre-framed request bytes, and the reply
+//! read in full (message decoded, grpc-status checked). Server reflection, a few calls
+//! before load, uses a tonic [`Channel`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::uri::PathAndQuery;
-use tonic::client::Grpc;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::Uri;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Request};
+use tonic::Code;
 
-use super::codec::DynamicCodec;
 use super::GrpcError;
 
 /// How to reach the server.
@@ -44,8 +55,7 @@ impl ChannelConfig {
         let mut ep = Endpoint::from_shared(uri.clone())
             .map_err(|e| GrpcError::Connect(format!("invalid host {:?}: {e}", self.host)))?
             .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_adaptive_window(true);
+            .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
             let mut cfg = ClientTlsConfig::new().with_webpki_roots();
             if let Some(pem) = &tls.ca_pem {
@@ -59,18 +69,6 @@ impl ChannelConfig {
                 .map_err(|e| GrpcError::Connect(format!("TLS settings for {uri}: {e}")))?;
         }
         Ok(ep)
-    }
-
-    /// Check the address and TLS settings (no I/O).
-    pub fn check(&self) -> Result<(), GrpcError> {
-        self.endpoint().map(|_| ())
-    }
-
-    /// A channel that connects on first use (connection failures then show up as
-    /// `UNAVAILABLE` calls, which are data of the load test). Each channel is one HTTP/2
-    /// connection.
-    pub fn lazy_channel(&self) -> Result<Channel, GrpcError> {
-        Ok(self.endpoint()?.connect_lazy())
     }
 
     /// Connect now (for reflection, before load starts).
@@ -114,58 +112,402 @@ pub fn metadata_map<'a>(
     Ok(map)
 }
 
-/// One unary method, ready to be called many times.
-#[derive(Clone, Debug)]
-pub struct UnaryCall {
-    pub path: PathAndQuery,
-    pub codec: DynamicCodec,
-    pub metadata: MetadataMap,
-    pub timeout: Duration,
+/// HTTP/2 flow-control windows of load connections: large, so that replies never wait for a
+/// WINDOW_UPDATE and few of them are sent.
+const STREAM_WINDOW: u32 = 1 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// Opens the HTTP/2 connections of a load test: a TCP (or rustls TLS) stream driven by the
+/// `h2` crate directly, without tower layers, so a call costs no extra task or channel hop.
+/// The connection's driver is spawned on the calling thread's Tokio runtime.
+#[derive(Clone)]
+pub struct Connector {
+    /// `host:port` to connect to.
+    addr: String,
+    scheme: Scheme,
+    authority: Authority,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
 }
 
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A live HTTP/2 connection (cheap to clone: every clone multiplexes its calls onto it).
+pub type Connection = h2::client::SendRequest<Bytes>;
+
+impl ChannelConfig {
+    /// The connector of load connections (checks the address and the TLS settings; no I/O).
+    pub fn connector(&self) -> Result<Connector, GrpcError> {
+        let tls = self.tls.is_some();
+        let uri: Uri = if self.host.contains("://") {
+            self.host.clone()
+        } else if tls {
+            format!("https://{}", self.host)
+        } else {
+            format!("http://{}", self.host)
+        }
+        .parse()
+        .map_err(|e| GrpcError::Connect(format!("invalid host {:?}: {e}", self.host)))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| GrpcError::Connect(format!("invalid host {:?}", self.host)))?;
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let addr = format!("{}:{port}", authority.host());
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                let name = t.server_name.clone().unwrap_or_else(|| {
+                    authority
+                        .host()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string()
+                });
+                let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+                    GrpcError::Connect(format!("invalid TLS server name {name:?}: {e}"))
+                })?;
+                let config = tls_client_config(t.ca_pem.as_deref())
+                    .map_err(|e| GrpcError::Connect(format!("TLS settings: {e}")))?;
+                Some((TlsConnector::from(Arc::new(config)), server_name))
+            }
+        };
+        Ok(Connector {
+            addr,
+            scheme: if tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
+            authority,
+            tls,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+/// rustls settings: the Web PKI roots plus the given CA certificate(s), ALPN `h2`.
+fn tls_client_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_pem {
+        let mut n = 0;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate: {e}"))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+impl Connector {
+    /// Connect (TCP, TLS, HTTP/2 preface) within the connect timeout; the connection's
+    /// driver runs as a task of the current Tokio runtime until the connection ends.
+    pub async fn connect(&self) -> Result<Connection, String> {
+        let open = async {
+            let tcp = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => handshake(tcp).await,
+                Some((tls, name)) => {
+                    let stream = tls
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake with {} failed: {e}", self.addr))?;
+                    handshake(stream).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, open).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "cannot connect to {} within {:?}",
+                self.addr, self.connect_timeout
+            )),
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<Connection, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .enable_push(false)
+        .handshake::<T, Bytes>(io)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("grpc: connection ended: {e}");
+        }
+    });
+    Ok(send)
+}
+
+/// How one call ended: its grpc-status, and whether the connection is unusable (the next
+/// call reconnects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    pub code: Code,
+    pub broken: bool,
+}
+
+/// One unary method, ready to be called many times: the request head is built once
+/// (`:path`, content-type, te, grpc-timeout, metadata) and cloned per call.
+#[derive(Clone, Debug)]
+pub struct UnaryCall {
+    uri: Uri,
+    headers: HeaderMap,
+    output: MessageDescriptor,
+    timeout: Duration,
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 impl UnaryCall {
-    /// `/package.Service/Method`.
+    /// `/package.Service/Method` on the connector's server; replies decode as `output`.
     pub fn new(
+        connector: &Connector,
         service: &str,
         method: &str,
-        codec: DynamicCodec,
+        output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
     ) -> Result<Self, GrpcError> {
         let path = PathAndQuery::try_from(format!("/{service}/{method}"))
             .map_err(|e| GrpcError::Method(format!("invalid method path: {e}")))?;
+        let uri = Uri::builder()
+            .scheme(connector.scheme.clone())
+            .authority(connector.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| GrpcError::Method(format!("invalid method path: {e}")))?;
+        let mut headers = metadata.into_headers();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        if !headers.contains_key(http::header::USER_AGENT) {
+            headers.insert(
+                http::header::USER_AGENT,
+                HeaderValue::from_static(concat!("iter8-grpc/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        headers.insert(
+            HeaderName::from_static("grpc-timeout"),
+            HeaderValue::try_from(grpc_timeout(timeout))
+                .map_err(|e| GrpcError::Method(format!("invalid timeout: {e}")))?,
+        );
         Ok(Self {
-            path,
-            codec,
-            metadata,
+            uri,
+            headers,
+            output,
             timeout,
         })
     }
 
-    /// Call once; the outcome is the grpc-status code. A call that fails once its deadline
-    /// has passed is `DEADLINE_EXCEEDED` (whether our timer fired first, or the server's,
-    /// which tonic reports as `CANCELLED`); connection failures are `UNAVAILABLE`.
-    pub async fn call(&self, grpc: &mut Grpc<Channel>, body: Bytes) -> Code {
-        let start = tokio::time::Instant::now();
-        let mut req = Request::new(body);
-        *req.metadata_mut() = self.metadata.clone();
-        req.set_timeout(self.timeout);
-        let fut = async {
-            if grpc.ready().await.is_err() {
-                return Code::Unavailable;
-            }
-            match grpc.unary(req, self.path.clone(), self.codec.clone()).await {
-                Ok(_) => Code::Ok,
-                Err(status) => status.code(),
-            }
+    /// Call once with an already framed request ([`frame`]) and read the whole reply: its
+    /// message is decoded as the output type and grpc-status is checked. A call that fails
+    /// once its deadline has passed is `DEADLINE_EXCEEDED` (whichever side gave up);
+    /// connection failures are `UNAVAILABLE`.
+    pub async fn call(&self, conn: &mut Connection, framed: Bytes) -> CallOutcome {
+        let start = std::time::Instant::now();
+        let out = match self.exchange(conn, framed).await {
+            Ok(code) => CallOutcome {
+                code,
+                broken: false,
+            },
+            Err(CallError::Open(e)) => CallOutcome {
+                code: h2_code(&e),
+                broken: true,
+            },
+            Err(CallError::Stream(e)) => CallOutcome {
+                code: h2_code(&e),
+                broken: e.is_io() || e.is_go_away(),
+            },
         };
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Code::Ok) => Code::Ok,
-            Ok(_) if start.elapsed() >= self.timeout => Code::DeadlineExceeded,
-            Ok(code) => code,
-            Err(_) => Code::DeadlineExceeded,
+        if out.code != Code::Ok && start.elapsed() >= self.timeout {
+            return CallOutcome {
+                code: Code::DeadlineExceeded,
+                ..out
+            };
+        }
+        out
+    }
+
+    async fn exchange(&self, conn: &mut Connection, framed: Bytes) -> Result<Code, CallError> {
+        futures::future::poll_fn(|cx| conn.poll_ready(cx))
+            .await
+            .map_err(CallError::Open)?;
+        let mut req = http::Request::new(());
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        let (response, mut send) = conn.send_request(req, false).map_err(CallError::Open)?;
+        send.send_data(framed, true).map_err(CallError::Stream)?;
+        let (head, mut body) = response.await.map_err(CallError::Stream)?.into_parts();
+        if head.status != http::StatusCode::OK {
+            return Ok(http_status_code(head.status));
+        }
+        if let Some(code) = grpc_status(&head.headers) {
+            // Trailers-only reply: no message.
+            return Ok(if code == Code::Ok {
+                Code::Internal
+            } else {
+                code
+            });
+        }
+        let mut first: Option<Bytes> = None;
+        let mut more: Option<BytesMut> = None;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(CallError::Stream)?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            match (&first, &mut more) {
+                (None, _) => first = Some(chunk),
+                (Some(f), None) => {
+                    let mut m = BytesMut::with_capacity(f.len() + chunk.len());
+                    m.extend_from_slice(f);
+                    m.extend_from_slice(&chunk);
+                    more = Some(m);
+                }
+                (Some(_), Some(m)) => m.extend_from_slice(&chunk),
+            }
+        }
+        let trailers = body.trailers().await.map_err(CallError::Stream)?;
+        let code = trailers
+            .as_ref()
+            .and_then(grpc_status)
+            .unwrap_or(Code::Internal);
+        if code != Code::Ok {
+            return Ok(code);
+        }
+        let data: &[u8] = match (&more, &first) {
+            (Some(m), _) => m,
+            (None, Some(f)) => f,
+            (None, None) => &[],
+        };
+        Ok(if decode_replies(data, &self.output) {
+            Code::Ok
+        } else {
+            Code::Internal
+        })
+    }
+}
+
+enum CallError {
+    /// The connection could not open a stream.
+    Open(h2::Error),
+    /// The stream failed.
+    Stream(h2::Error),
+}
+
+/// Prefix an encoded message with the gRPC frame header (not compressed, length).
+pub fn frame(message: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + message.len());
+    b.put_u8(0);
+    b.put_u32(message.len() as u32);
+    b.extend_from_slice(message);
+    b.freeze()
+}
+
+/// Decode every gRPC frame of a reply body as `output`; false when there is none, a frame
+/// is truncated or compressed (we offer no compression), or a message does not parse.
+fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
+    let mut n = 0;
+    while !data.is_empty() {
+        if data.len() < 5 || data[0] != 0 {
+            return false;
+        }
+        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        let Some(msg) = data.get(5..5 + len) else {
+            return false;
+        };
+        if DynamicMessage::decode(output.clone(), msg).is_err() {
+            return false;
+        }
+        data = &data[5 + len..];
+        n += 1;
+    }
+    n > 0
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    let v = headers.get(&GRPC_STATUS)?;
+    let n: i32 = std::str::from_utf8(v.as_bytes()).ok()?.trim().parse().ok()?;
+    Some(Code::from_i32(n))
+}
+
+/// gRPC's mapping of HTTP statuses of non-gRPC replies.
+fn http_status_code(status: http::StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+/// gRPC's mapping of HTTP/2 errors: I/O errors and a server going away are `UNAVAILABLE`,
+/// stream resets by their reason.
+fn h2_code(e: &h2::Error) -> Code {
+    if e.is_io() {
+        return Code::Unavailable;
+    }
+    match e.reason() {
+        Some(h2::Reason::NO_ERROR) if e.is_go_away() => Code::Unavailable,
+        Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
+        Some(h2::Reason::CANCEL) => Code::Cancelled,
+        Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
+        Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
+        _ if e.is_go_away() => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+/// A deadline in grpc-timeout form: at most 8 digits and the finest unit that fits.
+fn grpc_timeout(d: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let candidates = [
+        (d.as_nanos(), 'n'),
+        (d.as_micros(), 'u'),
+        (d.as_millis(), 'm'),
+        (u128::from(d.as_secs()), 'S'),
+        (u128::from(d.as_secs() / 60), 'M'),
+    ];
+    for (v, unit) in candidates {
+        if v <= MAX {
+            return format!("{v}{unit}");
         }
     }
+    format!("{}H", (d.as_secs() / 3600).min(99_999_999))
 }
 
 /// All gRPC status codes in numeric order.

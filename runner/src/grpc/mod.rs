@@ -1,18 +1,16 @@
 //! gRPC load testing without generated code: service descriptions from .proto text,
 //! compiled descriptor sets or server reflection; requests built at run time from JSON
-//! through the message descriptor; sent with tonic over HTTP/2.
+//! through the message descriptor; sent over HTTP/2 (the `h2` crate; tonic for reflection).
 //!
 //! - [`descriptor`]: load a [`prost_reflect::DescriptorPool`], find the method, turn JSON
 //!   data into encoded request messages (with errors that name the field).
 //! - [`reflection`]: a gRPC server reflection client (`grpc.reflection.v1`, falling back
 //!   to `v1alpha`).
-//! - [`codec`]: a tonic codec that sends pre-encoded requests and decodes replies as
-//!   dynamic messages.
-//! - [`client`]: channels (plaintext or rustls TLS), one unary call, status codes.
+//! - [`client`]: connections (plaintext or rustls TLS), one unary call (replies decoded as
+//!   dynamic messages of the output type), status codes.
 //! - [`fetch`]: `protoURL` / `dataURL` / `metadataURL` fetched by the runner itself.
 
 pub mod client;
-pub mod codec;
 pub mod descriptor;
 pub mod fetch;
 pub mod reflection;

@@ -16,21 +16,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use prost_reflect::DescriptorPool;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use tonic::Code;
 
 use super::{Progress, TaskContext, TaskError};
-use crate::grpc::client::{code_name, metadata_map, ChannelConfig, TlsConfig, UnaryCall, CODES};
-use crate::grpc::codec::DynamicCodec;
+use crate::grpc::client::{
+    code_name, frame, metadata_map, ChannelConfig, Connection, Connector, TlsConfig, UnaryCall,
+    CODES,
+};
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
 use crate::load::{
     all_percentiles, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
@@ -743,24 +742,32 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         other => invalid(&data_value.field, other),
     })?;
 
+    // Check the address and TLS settings now (connections open in the load).
+    let connector = channel_config.connector().map_err(|e| {
+        let field = match &t.tls {
+            Some((Some(ca), _)) if e.to_string().starts_with("TLS") => &ca.field,
+            _ => &t.host.field,
+        };
+        invalid(field, e)
+    })?;
     let call = UnaryCall::new(
+        &connector,
         &t.service,
         &t.method,
-        DynamicCodec::new(method.output()),
+        method.output(),
         metadata,
         t.timeout,
     )
     .map_err(|e| invalid(&t.call.field, e))?;
-    // Check the address and TLS settings now (the channels connect lazily, in the load).
-    channel_config
-        .check()
-        .map_err(|e| invalid(&t.host.field, e))?;
     Ok(GrpcSender {
         call,
-        requests,
+        requests: requests.iter().map(|r| frame(r)).collect(),
         next: AtomicU64::new(0),
-        channel_config,
-        channels: (0..t.connections).map(|_| OnceLock::new()).collect(),
+        connector,
+        connections: (0..t.connections)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect(),
+        generation: AtomicU64::new(0),
     })
 }
 
@@ -768,50 +775,72 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
 /// round-robin on one of the shared HTTP/2 connections.
 struct GrpcSender {
     call: UnaryCall,
+    /// The requests, gRPC-framed.
     requests: Vec<Bytes>,
     /// Round-robin position in `requests`.
     next: AtomicU64,
-    channel_config: ChannelConfig,
-    /// One lazily created channel (HTTP/2 connection) per connection; worker `w` uses
-    /// channel `w % connections`. Created inside the first worker's runtime, which then
-    /// drives it (the plan puts every worker of a connection on the same thread).
-    channels: Vec<OnceLock<Result<Channel, String>>>,
+    connector: Connector,
+    /// The live connection of each connection slot, with its generation number; worker `w`
+    /// uses slot `w % connections`. Opened by the slot's first call (the others wait for
+    /// it) on that worker's thread, whose runtime then drives it (the plan puts every
+    /// worker of a connection on the same thread); emptied when a call finds it broken, so
+    /// the next call reconnects.
+    connections: Vec<tokio::sync::Mutex<Option<(u64, Connection)>>>,
+    generation: AtomicU64,
 }
 
-/// One worker's client (cheap clone of its connection's channel).
+/// One worker: its connection slot and its handle on the slot's connection.
 struct GrpcConn {
     worker: usize,
-    grpc: Option<Grpc<Channel>>,
+    conn: Option<(u64, Connection)>,
 }
+
+const UNAVAILABLE: Outcome = Outcome::Response {
+    status: Code::Unavailable as u16,
+    error: true,
+};
 
 impl RequestSender for GrpcSender {
     type Conn = GrpcConn;
 
     fn new_conn(&self, worker: usize) -> GrpcConn {
-        GrpcConn { worker, grpc: None }
+        GrpcConn { worker, conn: None }
     }
 
-    async fn send(&self, conn: &mut GrpcConn) -> Outcome {
-        if conn.grpc.is_none() {
-            let slot = &self.channels[conn.worker % self.channels.len()];
-            match slot.get_or_init(|| {
-                self.channel_config
-                    .lazy_channel()
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(ch) => conn.grpc = Some(Grpc::new(ch.clone())),
-                Err(_) => return Outcome::Failed(ErrorKind::Other),
+    async fn send(&self, w: &mut GrpcConn) -> Outcome {
+        let slot = &self.connections[w.worker % self.connections.len()];
+        if w.conn.is_none() {
+            let mut live = slot.lock().await;
+            if live.is_none() {
+                match self.connector.connect().await {
+                    Ok(c) => {
+                        *live = Some((self.generation.fetch_add(1, Ordering::Relaxed), c));
+                    }
+                    Err(e) => {
+                        tracing::debug!("grpc: {e}");
+                        return UNAVAILABLE;
+                    }
+                }
             }
+            w.conn = live.clone();
         }
-        let Some(grpc) = conn.grpc.as_mut() else {
-            return Outcome::Failed(ErrorKind::Other);
+        let Some((generation, conn)) = w.conn.as_mut() else {
+            return UNAVAILABLE;
         };
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
         let body = self.requests[i % self.requests.len()].clone();
-        let code = self.call.call(grpc, body).await;
+        let out = self.call.call(conn, body).await;
+        if out.broken {
+            let generation = *generation;
+            w.conn = None;
+            let mut live = slot.lock().await;
+            if live.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *live = None;
+            }
+        }
         Outcome::Response {
-            status: code as u16,
-            error: code != Code::Ok,
+            status: out.code as u16,
+            error: out.code != Code::Ok,
         }
     }
 }
@@ -841,9 +870,9 @@ impl Target {
             stop: stop(&self.plan),
             connections: self.plan.concurrency,
             warmup: self.warmup.as_ref().map(stop),
-            // The call enforces the gRPC deadline itself (DEADLINE_EXCEEDED); the engine's
-            // timeout is only a backstop.
-            timeout: self.timeout + Duration::from_secs(1),
+            // The engine enforces the deadline (a call past it is dropped: the stream is
+            // reset, counted as DEADLINE_EXCEEDED); the server learns it from grpc-timeout.
+            timeout: self.timeout,
             threads: threads_for(self.connections),
         }
     }
@@ -1056,7 +1085,7 @@ mod tests {
         );
         assert_eq!(plan.qps, 50.0);
         assert_eq!(plan.warmup, Some(Stop::count(3)));
-        assert!(plan.timeout > Duration::from_secs(2));
+        assert_eq!(plan.timeout, Duration::from_secs(2));
         assert_eq!(4 % plan.threads, 0, "a connection's workers share a thread");
         let t = task("host: h:1\ncall: a.S/M\nduration: 5s\nwarmupDuration: 1s\n");
         let plan = t.targets().unwrap()[0].load_plan();
