@@ -42,6 +42,15 @@ fn main() -> anyhow::Result<()> {
     ))?;
     task.proto_text = Some(PROTO.to_string());
     task.validate()?;
+    // Log as the runner does (EnvFilter, default "info"): with a subscriber, disabled
+    // trace-level spans of the HTTP/2 stack cost next to nothing, as in a real run; without
+    // one, `tracing` falls back to checking the `log` crate on every span.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

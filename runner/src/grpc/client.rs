@@ -458,8 +458,14 @@ fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    let v = headers.get(&GRPC_STATUS)?;
-    let n: i32 = std::str::from_utf8(v.as_bytes()).ok()?.trim().parse().ok()?;
+    let v = headers.get(&GRPC_STATUS)?.as_bytes();
+    let n = match v {
+        [d] if d.is_ascii_digit() => i32::from(d - b'0'),
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            i32::from(a - b'0') * 10 + i32::from(b - b'0')
+        }
+        _ => return Some(Code::Unknown),
+    };
     Some(Code::from_i32(n))
 }
 
