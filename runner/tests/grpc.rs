@@ -456,6 +456,45 @@ async fn connection_refused_is_counted_as_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_connection_is_replaced() {
+    // A front that closes its first connection at once and relays the later ones to the
+    // greeter: the call on the broken connection fails (UNAVAILABLE), the next calls run
+    // on a new connection.
+    let s = start(Reflection::None).await;
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
+    let backend = s.addr;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = front.accept().await else {
+                return;
+            };
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                drop(inbound);
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let mut t: GrpcTask = serde_yaml::from_str(&format!(
+        "host: {front_addr}\ncall: helloworld.Greeter/SayHello\ndata: {{name: again}}\ntotal: 10\nconcurrency: 1\n"
+    ))
+    .unwrap();
+    t.proto_text = Some(GREETER_INLINE.to_string());
+    let i = run(&t).await.unwrap();
+    assert_eq!(metric(&i, 0, "grpc/request-count"), 10.0);
+    assert_eq!(metric(&i, 0, "grpc/status-UNAVAILABLE"), 1.0);
+    assert_eq!(metric(&i, 0, "grpc/status-OK"), 9.0);
+    assert_eq!(s.calls(), 9);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "one reconnection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_method_and_data_fail_before_load() {
     let s = start(Reflection::None).await;
     let dir = tempfile::tempdir().unwrap();
