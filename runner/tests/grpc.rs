@@ -495,6 +495,49 @@ async fn a_broken_connection_is_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_server_did_not_process_is_retried_on_a_new_connection() {
+    // A front whose first connection is an HTTP/2 server that goes away at once
+    // (GOAWAY, last stream 0: no request processed) and that relays later connections to
+    // the greeter: the call is retried on a new connection, no call fails.
+    let s = start(Reflection::None).await;
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
+    let backend = s.addr;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = front.accept().await else {
+                return;
+            };
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::spawn(async move {
+                    let mut conn = h2::server::handshake(inbound).await.unwrap();
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    while let Some(Ok(_)) = conn.accept().await {}
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let mut t: GrpcTask = serde_yaml::from_str(&format!(
+        "host: {front_addr}\ncall: helloworld.Greeter/SayHello\ndata: {{name: retry}}\ntotal: 10\nconcurrency: 1\n"
+    ))
+    .unwrap();
+    t.proto_text = Some(GREETER_INLINE.to_string());
+    let i = run(&t).await.unwrap();
+    assert_eq!(metric(&i, 0, "grpc/request-count"), 10.0);
+    assert_eq!(metric(&i, 0, "grpc/error-count"), 0.0);
+    assert_eq!(metric(&i, 0, "grpc/status-OK"), 10.0);
+    assert_eq!(s.calls(), 10);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "one reconnection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_method_and_data_fail_before_load() {
     let s = start(Reflection::None).await;
     let dir = tempfile::tempdir().unwrap();

@@ -269,12 +269,15 @@ where
     Ok(send)
 }
 
-/// How one call ended: its grpc-status, and whether the connection is unusable (the next
-/// call reconnects).
+/// How one call ended: its grpc-status, whether the connection is unusable (the next call
+/// reconnects), and whether the server certainly did not process the request (the stream
+/// could not be opened, was above a GOAWAY's last stream, or was refused): such a call may
+/// be retried, as gRPC clients do transparently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallOutcome {
     pub code: Code,
     pub broken: bool,
+    pub unprocessed: bool,
 }
 
 /// One unary method, ready to be called many times: the request head is built once
@@ -342,14 +345,18 @@ impl UnaryCall {
             Ok(code) => CallOutcome {
                 code,
                 broken: false,
+                unprocessed: false,
             },
             Err(CallError::Open(e)) => CallOutcome {
                 code: h2_code(&e),
                 broken: true,
+                unprocessed: true,
             },
             Err(CallError::Stream(e)) => CallOutcome {
                 code: h2_code(&e),
                 broken: e.is_io() || e.is_go_away(),
+                unprocessed: e.is_remote()
+                    && (e.is_go_away() || e.reason() == Some(h2::Reason::REFUSED_STREAM)),
             },
         };
         if out.code != Code::Ok && start.elapsed() >= self.timeout {

@@ -809,38 +809,47 @@ impl RequestSender for GrpcSender {
 
     async fn send(&self, w: &mut GrpcConn) -> Outcome {
         let slot = &self.connections[w.worker % self.connections.len()];
-        if w.conn.is_none() {
-            let mut live = slot.lock().await;
-            if live.is_none() {
-                match self.connector.connect().await {
-                    Ok(c) => {
-                        *live = Some((self.generation.fetch_add(1, Ordering::Relaxed), c));
-                    }
-                    Err(e) => {
-                        tracing::debug!("grpc: {e}");
-                        return UNAVAILABLE;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let body = &self.requests[i % self.requests.len()];
+        // A request the server did not process (e.g. the connection was going away) is
+        // retried once, on a new connection if the old one is unusable.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if w.conn.is_none() {
+                let mut live = slot.lock().await;
+                if live.is_none() {
+                    match self.connector.connect().await {
+                        Ok(c) => {
+                            *live = Some((self.generation.fetch_add(1, Ordering::Relaxed), c));
+                        }
+                        Err(e) => {
+                            tracing::debug!("grpc: {e}");
+                            return UNAVAILABLE;
+                        }
                     }
                 }
+                w.conn = live.clone();
             }
-            w.conn = live.clone();
-        }
-        let Some((generation, conn)) = w.conn.as_mut() else {
-            return UNAVAILABLE;
-        };
-        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
-        let body = self.requests[i % self.requests.len()].clone();
-        let out = self.call.call(conn, body).await;
-        if out.broken {
-            let generation = *generation;
-            w.conn = None;
-            let mut live = slot.lock().await;
-            if live.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *live = None;
+            let Some((generation, conn)) = w.conn.as_mut() else {
+                return UNAVAILABLE;
+            };
+            let out = self.call.call(conn, body.clone()).await;
+            if out.broken {
+                let generation = *generation;
+                w.conn = None;
+                let mut live = slot.lock().await;
+                if live.as_ref().is_some_and(|(g, _)| *g == generation) {
+                    *live = None;
+                }
             }
-        }
-        Outcome::Response {
-            status: out.code as u16,
-            error: out.code != Code::Ok,
+            if out.unprocessed && attempts < 2 {
+                continue;
+            }
+            return Outcome::Response {
+                status: out.code as u16,
+                error: out.code != Code::Ok,
+            };
         }
     }
 }
