@@ -567,3 +567,85 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> MessageDescriptor {
+        let pool = crate::grpc::descriptor::compile_proto_text(
+            "syntax = \"proto3\"; package t; message R { string m = 1; }",
+            &[],
+        )
+        .unwrap();
+        pool.get_message_by_name("t.R").unwrap()
+    }
+
+    #[test]
+    fn grpc_timeout_uses_at_most_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_millis(50)), "50000000n");
+        assert_eq!(grpc_timeout(Duration::from_secs(20)), "20000000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(3600)), "3600000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+    }
+
+    #[test]
+    fn replies_are_framed_and_decoded() {
+        let out = hello();
+        // R{m: "hi"} = 0a 02 'h' 'i'
+        let one = frame(&[0x0a, 0x02, b'h', b'i']);
+        assert_eq!(&one[..5], &[0, 0, 0, 0, 4]);
+        assert!(decode_replies(&one, &out));
+        assert!(!decode_replies(&[], &out), "no message");
+        assert!(!decode_replies(&one[..7], &out), "truncated frame");
+        let mut compressed = one.to_vec();
+        compressed[0] = 1;
+        assert!(!decode_replies(&compressed, &out), "compression was not offered");
+        assert!(!decode_replies(&frame(&[0x0a, 0x09]), &out), "bad message");
+    }
+
+    #[test]
+    fn statuses_from_headers_and_http() {
+        let mut h = HeaderMap::new();
+        assert_eq!(grpc_status(&h), None);
+        h.insert(&GRPC_STATUS, HeaderValue::from_static("0"));
+        assert_eq!(grpc_status(&h), Some(Code::Ok));
+        h.insert(&GRPC_STATUS, HeaderValue::from_static("14"));
+        assert_eq!(grpc_status(&h), Some(Code::Unavailable));
+        h.insert(&GRPC_STATUS, HeaderValue::from_static("x"));
+        assert_eq!(grpc_status(&h), Some(Code::Unknown));
+        assert_eq!(
+            http_status_code(http::StatusCode::NOT_FOUND),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            http_status_code(http::StatusCode::SERVICE_UNAVAILABLE),
+            Code::Unavailable
+        );
+        assert_eq!(http_status_code(http::StatusCode::IM_A_TEAPOT), Code::Unknown);
+    }
+
+    #[test]
+    fn connector_parses_hosts_and_tls_settings() {
+        let cfg = |host: &str, tls: Option<TlsConfig>| ChannelConfig {
+            host: host.to_string(),
+            tls,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let c = cfg("127.0.0.1:50051", None).connector().unwrap();
+        assert_eq!(c.addr, "127.0.0.1:50051");
+        assert!(c.tls.is_none());
+        let c = cfg("[::1]:8443", Some(TlsConfig::default()))
+            .connector()
+            .unwrap();
+        assert_eq!(c.addr, "[::1]:8443");
+        assert_eq!(c.scheme, Scheme::HTTPS);
+        let bad_ca = TlsConfig {
+            ca_pem: Some(b"not a certificate".to_vec()),
+            server_name: None,
+        };
+        let e = cfg("h:1", Some(bad_ca)).connector().unwrap_err().to_string();
+        assert!(e.starts_with("TLS settings: "), "{e}");
+        assert!(cfg("http://", None).connector().is_err());
+    }
+}
