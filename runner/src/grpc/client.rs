@@ -208,7 +208,9 @@ fn tls_client_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Stri
             n += 1;
         }
         if n == 0 {
-            return Err("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+            return Err(
+                "the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            );
         }
     }
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -600,7 +602,10 @@ mod tests {
         assert!(!decode_replies(&one[..7], &out), "truncated frame");
         let mut compressed = one.to_vec();
         compressed[0] = 1;
-        assert!(!decode_replies(&compressed, &out), "compression was not offered");
+        assert!(
+            !decode_replies(&compressed, &out),
+            "compression was not offered"
+        );
         assert!(!decode_replies(&frame(&[0x0a, 0x09]), &out), "bad message");
     }
 
@@ -622,7 +627,10 @@ mod tests {
             http_status_code(http::StatusCode::SERVICE_UNAVAILABLE),
             Code::Unavailable
         );
-        assert_eq!(http_status_code(http::StatusCode::IM_A_TEAPOT), Code::Unknown);
+        assert_eq!(
+            http_status_code(http::StatusCode::IM_A_TEAPOT),
+            Code::Unknown
+        );
     }
 
     #[test]
@@ -644,7 +652,10 @@ mod tests {
             ca_pem: Some(b"not a certificate".to_vec()),
             server_name: None,
         };
-        let e = cfg("h:1", Some(bad_ca)).connector().unwrap_err().to_string();
+        let e = cfg("h:1", Some(bad_ca))
+            .connector()
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("TLS settings: "), "{e}");
         assert!(cfg("http://", None).connector().is_err());
     }
