@@ -55,6 +55,8 @@ image:
 	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
 	mkdir -p out/image
 	cp target/$(MUSL_TARGET)/release/iter8-runner out/image/iter8-runner
+	@# symbols only serve debuggers and panic backtraces; without them the image is ~5 MB smaller
+	if command -v strip >/dev/null 2>&1; then strip out/image/iter8-runner; fi
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
 	@$(CONTAINER) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MiB\n", $$1/1048576}'
 
