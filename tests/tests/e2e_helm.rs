@@ -5,37 +5,17 @@
 //! The binaries come from the same target directory as this test (`cargo test --workspace`
 //! builds them; alone: `cargo build -p iter8 --bins` first).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
+
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::{bin, helm, iter8, repo_root, target, to_run, Run};
 use iter8_tests::cluster::{ImageMapping, ImageTarget, TestCluster, TestClusterOptions};
 use serde_json::{json, Value};
 
 const NS: &str = "default";
 const JOB_WAIT: Duration = Duration::from_secs(120);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-/// A binary of the `iter8` package, next to this test's target directory.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "{} not built: run `cargo build -p iter8 --bins` (or `cargo test --workspace`)",
-        p.display()
-    );
-    p
-}
 
 async fn cluster() -> TestCluster {
     TestCluster::start_with(TestClusterOptions {
@@ -47,85 +27,6 @@ async fn cluster() -> TestCluster {
     })
     .await
     .expect("test cluster")
-}
-
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.out, self.err
-        )
-    }
-}
-
-fn to_run(o: Output) -> Run {
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-async fn helm(tc: &TestCluster, args: &[&str]) -> Run {
-    let helm = std::env::var("HELM")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| repo_root().join("scripts/helm").display().to_string());
-    let o = tokio::process::Command::new(helm)
-        .args(args)
-        .env("KUBECONFIG", tc.kubeconfig_path())
-        .current_dir(repo_root())
-        .output()
-        .await
-        .expect("run helm");
-    to_run(o)
-}
-
-async fn iter8(tc: &TestCluster, args: &[&str]) -> Run {
-    let o = tokio::process::Command::new(bin("iter8"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(tc.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .output()
-        .await
-        .expect("run iter8");
-    to_run(o)
-}
-
-/// A hyper server answering 200 on 127.0.0.1 (the experiment's load target).
-async fn target() -> SocketAddr {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                        Bytes::from_static(b"ok"),
-                    )))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
 }
 
 fn chart() -> String {

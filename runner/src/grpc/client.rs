@@ -196,23 +196,11 @@ impl ChannelConfig {
 /// rustls settings: the Web PKI roots plus the given CA certificate(s), ALPN `h2`.
 fn tls_client_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = ca_pem {
-        let mut n = 0;
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad CA certificate: {e}"))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(
-                "the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
-            );
-        }
-    }
+    let roots =
+        crate::tasks::http::root_store(ca_pem).map_err(|e| match e.strip_prefix("holds") {
+            Some(rest) => format!("the CA file holds{rest}"),
+            None => e,
+        })?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

@@ -990,22 +990,9 @@ fn tls_config(
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth()
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(pem) = ca_pem {
-            let mut n = 0;
-            for cert in rustls_pemfile::certs(&mut &pem[..]) {
-                let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("bad CA certificate: {e}"))?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder
+            .with_root_certificates(root_store(ca_pem)?)
+            .with_no_client_auth()
     };
     config.alpn_protocols = if offer_h2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -1013,6 +1000,26 @@ fn tls_config(
         vec![b"http/1.1".to_vec()]
     };
     Ok(config)
+}
+
+/// The Web PKI roots plus the CA certificate(s) of a PEM file (`caFile` of http and grpc).
+pub(crate) fn root_store(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_pem {
+        let mut n = 0;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate: {e}"))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+    }
+    Ok(roots)
 }
 
 /// `insecureSkipVerify`: accepts any certificate (signatures are still checked).

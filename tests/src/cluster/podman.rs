@@ -52,23 +52,15 @@ pub async fn local_image(image: &str) -> Option<LocalImage> {
     if image.is_empty() {
         return None;
     }
-    let out = tokio::process::Command::new(program())
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}\t{{.Config.User}}",
-            image,
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .await
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = podman_stdout(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}\t{{.Config.User}}",
+        image,
+    ])
+    .await?;
+    let text = String::from_utf8_lossy(&out);
     let line = text.lines().next()?;
     let (id, user) = line.split_once('\t').unwrap_or((line, ""));
     Some(LocalImage {
@@ -523,17 +515,8 @@ fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
 
 /// `podman inspect` of a container (the first element), or `None`.
 pub async fn inspect_container(name: &str) -> Option<Value> {
-    let out = tokio::process::Command::new(program())
-        .args(["container", "inspect", name])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .await
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let out = podman_stdout(&["container", "inspect", name]).await?;
+    let v: Value = serde_json::from_slice(&out).ok()?;
     v.get(0).cloned()
 }
 
@@ -571,6 +554,18 @@ pub fn remove_containers_blocking(names: &[String]) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// The standard output of a successful `podman ARGS` (stderr discarded), or `None`.
+async fn podman_stdout(args: &[&str]) -> Option<Vec<u8>> {
+    let out = tokio::process::Command::new(program())
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    out.status.success().then_some(out.stdout)
 }
 
 #[cfg(test)]
