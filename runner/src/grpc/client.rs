@@ -44,14 +44,20 @@ pub struct TlsConfig {
 }
 
 impl ChannelConfig {
-    fn endpoint(&self) -> Result<Endpoint, GrpcError> {
-        let uri = if self.host.contains("://") {
+    /// `host` as a URI: as given when it has a scheme, else `https://` with TLS and
+    /// `http://` without.
+    fn uri_text(&self) -> String {
+        if self.host.contains("://") {
             self.host.clone()
         } else if self.tls.is_some() {
             format!("https://{}", self.host)
         } else {
             format!("http://{}", self.host)
-        };
+        }
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, GrpcError> {
+        let uri = self.uri_text();
         let mut ep = Endpoint::from_shared(uri.clone())
             .map_err(|e| GrpcError::Connect(format!("invalid host {:?}: {e}", self.host)))?
             .connect_timeout(self.connect_timeout)
@@ -146,15 +152,10 @@ impl ChannelConfig {
     /// The connector of load connections (checks the address and the TLS settings; no I/O).
     pub fn connector(&self) -> Result<Connector, GrpcError> {
         let tls = self.tls.is_some();
-        let uri: Uri = if self.host.contains("://") {
-            self.host.clone()
-        } else if tls {
-            format!("https://{}", self.host)
-        } else {
-            format!("http://{}", self.host)
-        }
-        .parse()
-        .map_err(|e| GrpcError::Connect(format!("invalid host {:?}: {e}", self.host)))?;
+        let uri: Uri = self
+            .uri_text()
+            .parse()
+            .map_err(|e| GrpcError::Connect(format!("invalid host {:?}: {e}", self.host)))?;
         let authority = uri
             .authority()
             .cloned()
