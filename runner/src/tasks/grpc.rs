@@ -7,8 +7,9 @@
 //! service, method or data field fails the task with an error naming the field.
 //!
 //! Metrics (prefix `grpc`; with `endpoints`, each endpoint is a version and gets them under
-//! both `grpc-<endpoint>/...` and `grpc/...`, so SLOs on `grpc/...` compare versions): `request-count`, `error-count`, `error-rate`, `latency-mean`,
-//! `latency-stddev`, `latency-min`, `latency-max`, `latency-p<X>` (milliseconds with
+//! both `grpc-<endpoint>/...` and `grpc/...`, so SLOs on `grpc/...` compare versions):
+//! `request-count`, `error-count`, `error-rate`, `latency-mean`, `latency-stddev`,
+//! `latency-min`, `latency-max`, `latency-p<X>` (milliseconds with
 //! microsecond resolution), the histogram `latency`, and `status-<CODE>` counters per gRPC
 //! status code (`status-OK`, `status-UNAVAILABLE`, ...). Iter8's names
 //! (`grpc/latency/mean`, `grpc/latency/p95.0`) resolve to these.
