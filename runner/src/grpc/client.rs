@@ -1,26 +1,27 @@
 //! Connections to the target (plaintext HTTP/2 or TLS with rustls) and one unary call.
 //!
-//! Load runs on the `h2` crate directly ([`Connector`], [`UnaryCall`]): per call, one
-//! HTTP/2 stream with a prebuilt request head and pre-framed request bytes, and the reply
-//! read in full (message decoded, grpc-status checked). Server reflection, a few calls
-//! before load, uses a tonic [`Channel`].
+//! Load runs on our own HTTP/2 client connection ([`super::h2conn`], opened by
+//! [`Connector`]; [`UnaryCall`]): per call, one HTTP/2 stream with a header block encoded
+//! once and pre-framed request bytes, and the reply read in full (message decoded,
+//! grpc-status checked). Server reflection, a few calls before load, uses a tonic
+//! [`Channel`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::Uri;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
+use super::h2conn::{self, HeaderBlock, Reply, StreamError};
 use super::GrpcError;
 
 /// How to reach the server.
@@ -118,14 +119,9 @@ pub fn metadata_map<'a>(
     Ok(map)
 }
 
-/// HTTP/2 flow-control windows of load connections: large, so that replies never wait for a
-/// WINDOW_UPDATE and few of them are sent.
-const STREAM_WINDOW: u32 = 1 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
-
-/// Opens the HTTP/2 connections of a load test: a TCP (or rustls TLS) stream driven by the
-/// `h2` crate directly, without tower layers, so a call costs no extra task or channel hop.
-/// The connection's driver is spawned on the calling thread's Tokio runtime.
+/// Opens the HTTP/2 connections of a load test: a TCP (or rustls TLS) stream driven by
+/// [`super::h2conn`], so a call costs no extra task or channel hop. The connection's driver
+/// is spawned on the calling thread's Tokio runtime.
 #[derive(Clone)]
 pub struct Connector {
     /// `host:port` to connect to.
@@ -146,7 +142,7 @@ impl std::fmt::Debug for Connector {
 }
 
 /// A live HTTP/2 connection (cheap to clone: every clone multiplexes its calls onto it).
-pub type Connection = h2::client::SendRequest<Bytes>;
+pub use super::h2conn::Connection;
 
 impl ChannelConfig {
     /// The connector of load connections (checks the address and the TLS settings; no I/O).
@@ -221,13 +217,23 @@ impl Connector {
                 .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
-                None => handshake(tcp).await,
+                None => h2conn::handshake(tcp).await,
                 Some((tls, name)) => {
                     let stream = tls
                         .connect(name.clone(), tcp)
                         .await
                         .map_err(|e| format!("TLS handshake with {} failed: {e}", self.addr))?;
-                    handshake(stream).await
+                    match stream.get_ref().1.alpn_protocol() {
+                        None | Some(b"h2") => {}
+                        Some(p) => {
+                            return Err(format!(
+                                "{} chose ALPN protocol {:?} instead of h2 (HTTP/2)",
+                                self.addr,
+                                String::from_utf8_lossy(p)
+                            ))
+                        }
+                    }
+                    h2conn::handshake(stream).await
                 }
             }
         };
@@ -241,25 +247,6 @@ impl Connector {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<Connection, String>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, conn) = h2::client::Builder::new()
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .enable_push(false)
-        .handshake::<T, Bytes>(io)
-        .await
-        .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("grpc: connection ended: {e}");
-        }
-    });
-    Ok(send)
-}
-
 /// How one call ended: its grpc-status, whether the connection is unusable (the next call
 /// reconnects), and whether the server certainly did not process the request (the stream
 /// could not be opened, was above a GOAWAY's last stream, or was refused): such a call may
@@ -271,17 +258,14 @@ pub struct CallOutcome {
     pub unprocessed: bool,
 }
 
-/// One unary method, ready to be called many times: the request head is built once
-/// (`:path`, content-type, te, grpc-timeout, metadata) and cloned per call.
+/// One unary method, ready to be called many times: the request head (`:path`,
+/// content-type, te, grpc-timeout, user-agent, metadata) is one header block encoded once.
 #[derive(Clone, Debug)]
 pub struct UnaryCall {
-    uri: Uri,
-    headers: HeaderMap,
+    head: HeaderBlock,
     output: MessageDescriptor,
     timeout: Duration,
 }
-
-static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 impl UnaryCall {
     /// `/package.Service/Method` on the connector's server; replies decode as `output`.
@@ -294,12 +278,6 @@ impl UnaryCall {
         timeout: Duration,
     ) -> Result<Self, GrpcError> {
         let path = PathAndQuery::try_from(format!("/{service}/{method}"))
-            .map_err(|e| GrpcError::Method(format!("invalid method path: {e}")))?;
-        let uri = Uri::builder()
-            .scheme(connector.scheme.clone())
-            .authority(connector.authority.clone())
-            .path_and_query(path)
-            .build()
             .map_err(|e| GrpcError::Method(format!("invalid method path: {e}")))?;
         let mut headers = metadata.into_headers();
         headers.insert(
@@ -318,9 +296,21 @@ impl UnaryCall {
             HeaderValue::try_from(grpc_timeout(timeout))
                 .map_err(|e| GrpcError::Method(format!("invalid timeout: {e}")))?,
         );
+        let pseudo: [(&[u8], &[u8]); 4] = [
+            (b":method", b"POST"),
+            (b":scheme", connector.scheme.as_str().as_bytes()),
+            (b":path", path.as_str().as_bytes()),
+            (b":authority", connector.authority.as_str().as_bytes()),
+        ];
+        let head = HeaderBlock::encode(
+            pseudo.into_iter().chain(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+            ),
+        );
         Ok(Self {
-            uri,
-            headers,
+            head,
             output,
             timeout,
         })
@@ -330,25 +320,15 @@ impl UnaryCall {
     /// message is decoded as the output type and grpc-status is checked. A call that fails
     /// once its deadline has passed is `DEADLINE_EXCEEDED` (whichever side gave up);
     /// connection failures are `UNAVAILABLE`.
-    pub async fn call(&self, conn: &mut Connection, framed: Bytes) -> CallOutcome {
+    pub async fn call(&self, conn: &Connection, framed: &Bytes) -> CallOutcome {
         let start = std::time::Instant::now();
-        let out = match self.exchange(conn, framed).await {
-            Ok(code) => CallOutcome {
-                code,
+        let out = match conn.call(&self.head, framed).await {
+            Ok(reply) => CallOutcome {
+                code: self.verdict(reply),
                 broken: false,
                 unprocessed: false,
             },
-            Err(CallError::Open(e)) => CallOutcome {
-                code: h2_code(&e),
-                broken: true,
-                unprocessed: true,
-            },
-            Err(CallError::Stream(e)) => CallOutcome {
-                code: h2_code(&e),
-                broken: e.is_io() || e.is_go_away(),
-                unprocessed: e.is_remote()
-                    && (e.is_go_away() || e.reason() == Some(h2::Reason::REFUSED_STREAM)),
-            },
+            Err(e) => stream_outcome(&e),
         };
         if out.code != Code::Ok && start.elapsed() >= self.timeout {
             return CallOutcome {
@@ -359,70 +339,58 @@ impl UnaryCall {
         out
     }
 
-    async fn exchange(&self, conn: &mut Connection, framed: Bytes) -> Result<Code, CallError> {
-        futures::future::poll_fn(|cx| conn.poll_ready(cx))
-            .await
-            .map_err(CallError::Open)?;
-        let mut req = http::Request::new(());
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        let (response, mut send) = conn.send_request(req, false).map_err(CallError::Open)?;
-        send.send_data(framed, true).map_err(CallError::Stream)?;
-        let (head, mut body) = response.await.map_err(CallError::Stream)?.into_parts();
-        if head.status != http::StatusCode::OK {
-            return Ok(http_status_code(head.status));
+    /// The status of a whole reply: HTTP status, grpc-status, and the message decoded.
+    fn verdict(&self, reply: Reply) -> Code {
+        if reply.status != 200 {
+            return http_status_code(reply.status);
         }
-        if let Some(code) = grpc_status(&head.headers) {
-            // Trailers-only reply: no message.
-            return Ok(if code == Code::Ok {
+        let code = reply.grpc_status.map_or(Code::Internal, |c| {
+            Code::from_i32(c.min(i32::MAX as u32) as i32)
+        });
+        if reply.trailers_only {
+            // No message.
+            return if code == Code::Ok {
                 Code::Internal
             } else {
                 code
-            });
+            };
         }
-        let mut first: Option<Bytes> = None;
-        let mut more: Option<BytesMut> = None;
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(CallError::Stream)?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-            match (&first, &mut more) {
-                (None, _) => first = Some(chunk),
-                (Some(f), None) => {
-                    let mut m = BytesMut::with_capacity(f.len() + chunk.len());
-                    m.extend_from_slice(f);
-                    m.extend_from_slice(&chunk);
-                    more = Some(m);
-                }
-                (Some(_), Some(m)) => m.extend_from_slice(&chunk),
-            }
-        }
-        let trailers = body.trailers().await.map_err(CallError::Stream)?;
-        let code = trailers
-            .as_ref()
-            .and_then(grpc_status)
-            .unwrap_or(Code::Internal);
         if code != Code::Ok {
-            return Ok(code);
+            return code;
         }
-        let data: &[u8] = match (&more, &first) {
-            (Some(m), _) => m,
-            (None, Some(f)) => f,
-            (None, None) => &[],
-        };
-        Ok(if decode_replies(data, &self.output) {
+        if decode_replies(&reply.body, &self.output) {
             Code::Ok
         } else {
             Code::Internal
-        })
+        }
     }
 }
 
-enum CallError {
-    /// The connection could not open a stream.
-    Open(h2::Error),
-    /// The stream failed.
-    Stream(h2::Error),
+/// gRPC's mapping of HTTP/2 failures: a stream never opened or above a GOAWAY's last id was
+/// not processed (the call may be retried); connection failures and refused streams are
+/// `UNAVAILABLE`, other resets by their error code.
+fn stream_outcome(e: &StreamError) -> CallOutcome {
+    let (code, broken, unprocessed) = match e {
+        StreamError::NotOpened(_) => (Code::Unavailable, true, true),
+        StreamError::GoAway(_) => (Code::Unavailable, true, true),
+        StreamError::ConnectionLost(_) => (Code::Unavailable, true, false),
+        StreamError::TooLarge => (Code::ResourceExhausted, false, false),
+        StreamError::Reset(reason) => match *reason {
+            h2conn::REFUSED_STREAM => (Code::Unavailable, false, true),
+            h2conn::CANCEL => (Code::Cancelled, false, false),
+            h2conn::ENHANCE_YOUR_CALM => (Code::ResourceExhausted, false, false),
+            h2conn::INADEQUATE_SECURITY => (Code::PermissionDenied, false, false),
+            _ => (Code::Internal, false, false),
+        },
+    };
+    if let StreamError::NotOpened(why) | StreamError::ConnectionLost(why) = e {
+        tracing::debug!("grpc: {why}");
+    }
+    CallOutcome {
+        code,
+        broken,
+        unprocessed,
+    }
 }
 
 /// Prefix an encoded message with the gRPC frame header (not compressed, length).
@@ -455,44 +423,15 @@ fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
     n > 0
 }
 
-fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    let v = headers.get(&GRPC_STATUS)?.as_bytes();
-    let n = match v {
-        [d] if d.is_ascii_digit() => i32::from(d - b'0'),
-        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
-            i32::from(a - b'0') * 10 + i32::from(b - b'0')
-        }
-        _ => return Some(Code::Unknown),
-    };
-    Some(Code::from_i32(n))
-}
-
 /// gRPC's mapping of HTTP statuses of non-gRPC replies.
-fn http_status_code(status: http::StatusCode) -> Code {
-    match status.as_u16() {
+fn http_status_code(status: u16) -> Code {
+    match status {
         400 => Code::Internal,
         401 => Code::Unauthenticated,
         403 => Code::PermissionDenied,
         404 => Code::Unimplemented,
         429 | 502 | 503 | 504 => Code::Unavailable,
         _ => Code::Unknown,
-    }
-}
-
-/// gRPC's mapping of HTTP/2 errors: I/O errors and a server going away are `UNAVAILABLE`,
-/// stream resets by their reason.
-fn h2_code(e: &h2::Error) -> Code {
-    if e.is_io() {
-        return Code::Unavailable;
-    }
-    match e.reason() {
-        Some(h2::Reason::NO_ERROR) if e.is_go_away() => Code::Unavailable,
-        Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
-        Some(h2::Reason::CANCEL) => Code::Cancelled,
-        Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
-        Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
-        _ if e.is_go_away() => Code::Unavailable,
-        _ => Code::Internal,
     }
 }
 
@@ -599,26 +538,85 @@ mod tests {
     }
 
     #[test]
-    fn statuses_from_headers_and_http() {
-        let mut h = HeaderMap::new();
-        assert_eq!(grpc_status(&h), None);
-        h.insert(&GRPC_STATUS, HeaderValue::from_static("0"));
-        assert_eq!(grpc_status(&h), Some(Code::Ok));
-        h.insert(&GRPC_STATUS, HeaderValue::from_static("14"));
-        assert_eq!(grpc_status(&h), Some(Code::Unavailable));
-        h.insert(&GRPC_STATUS, HeaderValue::from_static("x"));
-        assert_eq!(grpc_status(&h), Some(Code::Unknown));
+    fn statuses_from_http_and_stream_errors() {
+        assert_eq!(http_status_code(404), Code::Unimplemented);
+        assert_eq!(http_status_code(503), Code::Unavailable);
+        assert_eq!(http_status_code(418), Code::Unknown);
+        let o = stream_outcome(&StreamError::GoAway(0));
         assert_eq!(
-            http_status_code(http::StatusCode::NOT_FOUND),
-            Code::Unimplemented
+            (o.code, o.broken, o.unprocessed),
+            (Code::Unavailable, true, true)
+        );
+        let o = stream_outcome(&StreamError::Reset(h2conn::REFUSED_STREAM));
+        assert_eq!(
+            (o.code, o.broken, o.unprocessed),
+            (Code::Unavailable, false, true)
+        );
+        let o = stream_outcome(&StreamError::ConnectionLost("x".into()));
+        assert_eq!(
+            (o.code, o.broken, o.unprocessed),
+            (Code::Unavailable, true, false)
+        );
+        let o = stream_outcome(&StreamError::Reset(h2conn::CANCEL));
+        assert_eq!(o.code, Code::Cancelled);
+        assert_eq!(
+            stream_outcome(&StreamError::TooLarge).code,
+            Code::ResourceExhausted
+        );
+    }
+
+    #[test]
+    fn replies_get_their_status() {
+        let c = ChannelConfig {
+            host: "127.0.0.1:1".into(),
+            tls: None,
+            connect_timeout: Duration::from_secs(1),
+        }
+        .connector()
+        .unwrap();
+        let call = UnaryCall::new(
+            &c,
+            "t.S",
+            "M",
+            hello(),
+            MetadataMap::new(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let reply = |status, grpc: Option<u32>, trailers_only, body: &[u8]| Reply {
+            status,
+            grpc_status: grpc,
+            trailers_only,
+            body: BytesMut::from(body),
+        };
+        let msg = frame(&[0x0a, 0x02, b'h', b'i']);
+        assert_eq!(call.verdict(reply(200, Some(0), false, &msg)), Code::Ok);
+        assert_eq!(
+            call.verdict(reply(200, None, false, &msg)),
+            Code::Internal,
+            "no grpc-status"
         );
         assert_eq!(
-            http_status_code(http::StatusCode::SERVICE_UNAVAILABLE),
+            call.verdict(reply(200, Some(0), true, &[])),
+            Code::Internal,
+            "OK without a message"
+        );
+        assert_eq!(
+            call.verdict(reply(200, Some(14), true, &[])),
             Code::Unavailable
         );
         assert_eq!(
-            http_status_code(http::StatusCode::IM_A_TEAPOT),
+            call.verdict(reply(200, Some(0), false, &[0, 0])),
+            Code::Internal,
+            "truncated"
+        );
+        assert_eq!(
+            call.verdict(reply(200, Some(99), false, &msg)),
             Code::Unknown
+        );
+        assert_eq!(
+            call.verdict(reply(404, None, false, &[])),
+            Code::Unimplemented
         );
     }
 

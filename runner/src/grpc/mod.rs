@@ -13,6 +13,7 @@
 pub mod client;
 pub mod descriptor;
 pub mod fetch;
+pub mod h2conn;
 pub mod reflection;
 
 /// What can go wrong while describing or reaching a gRPC service (before load starts).

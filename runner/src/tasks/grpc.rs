@@ -835,7 +835,7 @@ impl RequestSender for GrpcSender {
             let Some((generation, conn)) = w.conn.as_mut() else {
                 return UNAVAILABLE;
             };
-            let out = self.call.call(conn, body.clone()).await;
+            let out = self.call.call(conn, body).await;
             if out.broken {
                 let generation = *generation;
                 w.conn = None;
