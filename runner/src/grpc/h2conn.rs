@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -94,16 +94,30 @@ pub struct Reply {
     pub body: BytesMut,
 }
 
-/// A request head encoded once as an HPACK header block without dynamic-table references.
+/// A request head, encoded once as HPACK header blocks in three forms: literals that add
+/// each field to the server's dynamic table (the first request on a connection), indexed
+/// references to those entries (every later request on it), and literals without indexing
+/// (valid anywhere: a connection that indexes another head, or whose table is too small).
+/// Fields that match the static table are indexed in all three; nothing is Huffman-coded.
 #[derive(Clone, Debug)]
-pub struct HeaderBlock(Bytes);
+pub struct HeaderBlock {
+    id: u64,
+    first: Bytes,
+    indexed: Bytes,
+    literal: Bytes,
+    /// Dynamic-table space the inserted fields take (RFC 7541 section 4.1).
+    table_size: usize,
+}
+
+static NEXT_BLOCK_ID: AtomicU64 = AtomicU64::new(1);
 
 impl HeaderBlock {
-    /// Encode `fields` (names lower-case, pseudo-headers first). Fields that match an entry
-    /// of the static table are indexed; the others are literals without indexing (with an
-    /// indexed name where the table has it), never Huffman-coded.
+    /// Encode `fields` (names lower-case, pseudo-headers first).
     pub fn encode<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Self {
-        let mut out = Vec::new();
+        let (mut first, mut literal) = (Vec::new(), Vec::new());
+        let mut inserted = 0usize;
+        let mut table_size = 0;
+        let mut refs: Vec<Option<usize>> = Vec::new();
         for (name, value) in fields {
             let mut name_index = None;
             let mut full = None;
@@ -117,26 +131,61 @@ impl HeaderBlock {
                 }
             }
             if let Some(i) = full {
-                encode_int(&mut out, i, 7, 0x80);
+                encode_int(&mut first, i, 7, 0x80);
+                encode_int(&mut literal, i, 7, 0x80);
+                refs.push(Some(i));
                 continue;
             }
-            match name_index {
-                Some(i) => encode_int(&mut out, i, 4, 0),
-                None => {
-                    out.push(0);
-                    encode_int(&mut out, name.len(), 7, 0);
-                    out.extend_from_slice(name);
+            // Literal with incremental indexing (6-bit prefix, 0x40) in `first`, without
+            // indexing (4-bit prefix, 0x00) in `literal`.
+            for (out, prefix, flag) in [(&mut first, 6, 0x40), (&mut literal, 4, 0x00)] {
+                match name_index {
+                    Some(i) => encode_int(out, i, prefix, flag),
+                    None => {
+                        out.push(flag);
+                        encode_int(out, name.len(), 7, 0);
+                        out.extend_from_slice(name);
+                    }
                 }
+                encode_int(out, value.len(), 7, 0);
+                out.extend_from_slice(value);
             }
-            encode_int(&mut out, value.len(), 7, 0);
-            out.extend_from_slice(value);
+            table_size += 32 + name.len() + value.len();
+            inserted += 1;
+            refs.push(None);
         }
-        HeaderBlock(Bytes::from(out))
+        // The k-th of n inserted entries (0-based) ends at dynamic index 62 + (n - 1 - k).
+        let mut indexed = Vec::new();
+        let mut k = 0;
+        for r in refs {
+            let i = r.unwrap_or_else(|| {
+                k += 1;
+                62 + (inserted - k)
+            });
+            encode_int(&mut indexed, i, 7, 0x80);
+        }
+        HeaderBlock {
+            id: NEXT_BLOCK_ID.fetch_add(1, Ordering::Relaxed),
+            first: first.into(),
+            indexed: indexed.into(),
+            literal: literal.into(),
+            table_size,
+        }
     }
+}
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
+/// How a connection uses the server's HPACK dynamic table for our request heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Indexing {
+    /// Nothing inserted yet.
+    Unused,
+    /// The fields of this head (by id) are in the table.
+    Head(u64),
+    /// The server shrank its table after we inserted: the next block starts with a size
+    /// update to 0, then literals only.
+    MustClear,
+    /// Literals only.
+    Off,
 }
 
 /// HPACK integer with an N-bit prefix (RFC 7541 section 5.1).
@@ -258,6 +307,11 @@ struct State {
     /// The connection has failed or ended: why.
     closed: Option<String>,
     decoder: loona_hpack::Decoder<'static>,
+    /// The highest stream id whose frames went to the socket (the rest are still in `out`).
+    handed_out: u32,
+    /// The server's SETTINGS_HEADER_TABLE_SIZE and our use of its table.
+    peer_table_size: usize,
+    indexing: Indexing,
 }
 
 struct Shared {
@@ -368,6 +422,9 @@ where
         goaway: None,
         closed: None,
         decoder: loona_hpack::Decoder::new(),
+        handed_out: 0,
+        peer_table_size: 4096,
+        indexing: Indexing::Unused,
     };
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
@@ -380,7 +437,7 @@ where
             .map_err(|e| format!("HTTP/2 handshake failed: {}", e.1))?;
         frame_head(&mut st.out, 0, SETTINGS, ACK, 0);
     }
-    let driver = Driver {
+    let mut driver = Driver {
         io,
         shared: shared.clone(),
         rbuf,
@@ -388,8 +445,14 @@ where
         rend: end,
         wbuf: BytesMut::with_capacity(16 << 10),
         header_block: None,
+        write_error: None,
         done: false,
     };
+    // Frames that came with the SETTINGS (a GOAWAY, say) count before the first call.
+    let parsed = driver.parse(&mut shared.lock());
+    if let Err((code, why)) = parsed {
+        driver.fail(code, why);
+    }
     tokio::spawn(driver);
     Ok(Connection(shared))
 }
@@ -430,6 +493,15 @@ impl State {
             let id = u16::from_be_bytes([p[0], p[1]]);
             let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
             match id {
+                1 => {
+                    let v = v as usize;
+                    if let Indexing::Head(_) = self.indexing {
+                        if v < self.peer_table_size {
+                            self.indexing = Indexing::MustClear;
+                        }
+                    }
+                    self.peer_table_size = v;
+                }
                 3 => self.peer_max_streams = v as usize,
                 4 => {
                     if v > MAX_STREAM_ID {
@@ -520,7 +592,13 @@ impl State {
         }
         let ids: Vec<u32> = self.streams.keys().copied().collect();
         for id in ids {
-            self.finish(id, Err(StreamError::ConnectionLost(why.clone())));
+            // A stream whose HEADERS never left us was certainly not processed.
+            let e = if id > self.handed_out {
+                StreamError::NotOpened(why.clone())
+            } else {
+                StreamError::ConnectionLost(why.clone())
+            };
+            self.finish(id, Err(e));
         }
         self.closed = Some(why);
         for w in self.waiting.drain(..) {
@@ -782,7 +860,21 @@ impl Connection {
         st.open += 1;
         let st = &mut *st;
         // HEADERS (and CONTINUATION when the block exceeds the server's frame size).
-        let block = head.as_bytes();
+        let cleared;
+        let block: &[u8] = match st.indexing {
+            Indexing::Head(h) if h == head.id => &head.indexed,
+            Indexing::Unused if head.table_size <= st.peer_table_size => {
+                st.indexing = Indexing::Head(head.id);
+                &head.first
+            }
+            Indexing::MustClear => {
+                // Dynamic table size update to 0 (RFC 7541 section 6.3), then literals.
+                st.indexing = Indexing::Off;
+                cleared = [&[0x20u8][..], &head.literal].concat();
+                &cleared
+            }
+            _ => &head.literal,
+        };
         let end = if body.is_empty() { END_STREAM } else { 0 };
         let mut chunks = block.chunks(st.peer_max_frame).peekable();
         let first = chunks.next().unwrap_or(&[]);
@@ -882,6 +974,8 @@ struct Driver<T> {
     wbuf: BytesMut,
     /// An unfinished header block: stream, HEADERS flags, bytes so far.
     header_block: Option<(u32, u8, Vec<u8>)>,
+    /// Writing failed: the connection fails once what was read is parsed.
+    write_error: Option<String>,
     done: bool,
 }
 
@@ -933,6 +1027,7 @@ where
                     return Pin::new(&mut self.io).poll_flush(cx);
                 }
                 std::mem::swap(&mut self.wbuf, &mut st.out);
+                st.handed_out = st.next_id.saturating_sub(2);
             }
             match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
                 Poll::Ready(Ok(0)) => {
@@ -986,20 +1081,30 @@ where
                     _ => st.driver = Some(cx.waker().clone()),
                 }
             }
-            let flushed = match this.poll_write_out(cx) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(e)) => {
-                    this.fail(NO_ERROR, format!("connection lost: {e}"));
-                    continue;
-                }
-                Poll::Pending => false,
+            let flushed = match this.write_error {
+                Some(_) => true,
+                None => match this.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(e)) => {
+                        // Read what the server sent before it closed (a GOAWAY tells which
+                        // calls it did not process) before failing the connection.
+                        this.write_error = Some(format!("connection lost: {e}"));
+                        this.wbuf.clear();
+                        true
+                    }
+                    Poll::Pending => false,
+                },
             };
             let mut buf = ReadBuf::new(&mut this.rbuf[this.rend..]);
             match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
                     if n == 0 {
-                        this.fail(NO_ERROR, "connection closed by the server".into());
+                        let why = this
+                            .write_error
+                            .take()
+                            .unwrap_or_else(|| "connection closed by the server".into());
+                        this.fail(NO_ERROR, why);
                         continue;
                     }
                     this.rend += n;
@@ -1021,8 +1126,18 @@ where
                         return Poll::Pending;
                     }
                 }
-                Poll::Ready(Err(e)) => this.fail(NO_ERROR, format!("connection lost: {e}")),
+                Poll::Ready(Err(e)) => {
+                    let why = this
+                        .write_error
+                        .take()
+                        .unwrap_or_else(|| format!("connection lost: {e}"));
+                    this.fail(NO_ERROR, why);
+                }
                 Poll::Pending => {
+                    if this.write_error.is_some() {
+                        // The read side ends too (EOF or reset) once the reactor sees it.
+                        return Poll::Pending;
+                    }
                     // Calls may have queued frames meanwhile (not when all runs on one
                     // thread, but then nothing is lost by looking).
                     if !flushed || this.shared.lock().out.is_empty() {
@@ -1041,5 +1156,345 @@ impl<T> Drop for Driver<T> {
                 .lock()
                 .close("the connection's runtime ended".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn fields() -> Fields {
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/t.S/M"),
+            (":authority", "127.0.0.1:1"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-meta", "v"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+    }
+
+    fn block() -> HeaderBlock {
+        let f = fields();
+        HeaderBlock::encode(f.iter().map(|(n, v)| (&n[..], &v[..])).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn header_block_forms_decode_to_the_same_fields() {
+        let b = block();
+        let mut d = loona_hpack::Decoder::new();
+        // Literals without indexing are valid on any connection, in any order.
+        assert_eq!(d.decode(&b.literal).unwrap(), fields());
+        assert_eq!(d.decode(&b.first).unwrap(), fields());
+        assert_eq!(d.decode(&b.indexed).unwrap(), fields());
+        assert_eq!(d.decode(&b.literal).unwrap(), fields());
+        assert_eq!(d.decode(&b.indexed).unwrap(), fields(), "table unchanged");
+        assert!(b.indexed.len() < 10, "{:?}", b.indexed);
+        // 5 fields inserted (method and scheme are static entries).
+        let inserted: usize = fields()[2..]
+            .iter()
+            .map(|(n, v)| 32 + n.len() + v.len())
+            .sum();
+        assert_eq!(b.table_size, inserted);
+        let mut long = vec![0u8; 300];
+        encode_int(&mut long, 1337, 5, 0x20);
+        assert_eq!(&long[300..], &[0x3f, 0x9a, 0x0a], "RFC 7541 C.1.2");
+    }
+
+    /// A scripted HTTP/2 server end.
+    struct Peer {
+        io: DuplexStream,
+        dec: loona_hpack::Decoder<'static>,
+        enc: loona_hpack::Encoder<'static>,
+    }
+
+    fn raw(kind: u8, flags: u8, id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        frame_head(&mut b, payload.len(), kind, flags, id);
+        b.extend_from_slice(payload);
+        b.to_vec()
+    }
+
+    impl Peer {
+        async fn read(&mut self) -> (u8, u8, u32, Vec<u8>) {
+            let mut h = [0u8; 9];
+            self.io.read_exact(&mut h).await.unwrap();
+            let mut p = vec![0u8; frame_len(&h)];
+            self.io.read_exact(&mut p).await.unwrap();
+            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+            (h[3], h[4], id, p)
+        }
+        async fn send(&mut self, kind: u8, flags: u8, id: u32, payload: &[u8]) {
+            self.io
+                .write_all(&raw(kind, flags, id, payload))
+                .await
+                .unwrap();
+        }
+        fn headers(&mut self, f: &[(&str, &str)]) -> Vec<u8> {
+            self.enc
+                .encode(f.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        }
+    }
+
+    /// Handshake with a server whose SETTINGS payload is `settings`.
+    async fn start(settings: &[(u16, u32)]) -> (Connection, Peer) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut peer = Peer {
+            io: server,
+            dec: loona_hpack::Decoder::new(),
+            enc: loona_hpack::Encoder::new(),
+        };
+        let mut p = Vec::new();
+        for (k, v) in settings {
+            p.extend_from_slice(&k.to_be_bytes());
+            p.extend_from_slice(&v.to_be_bytes());
+        }
+        peer.send(SETTINGS, 0, 0, &p).await;
+        let conn = handshake(client).await.unwrap();
+        let mut preface = [0u8; 24];
+        peer.io.read_exact(&mut preface).await.unwrap();
+        assert_eq!(&preface, PREFACE);
+        let (k, _, _, p) = peer.read().await;
+        assert_eq!((k, p.len()), (SETTINGS, 12), "push off, stream window");
+        let (k, _, _, p) = peer.read().await;
+        assert_eq!(k, WINDOW_UPDATE);
+        assert_eq!(
+            u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+            CONNECTION_WINDOW - 65_535
+        );
+        let (k, f, _, _) = peer.read().await;
+        assert_eq!((k, f), (SETTINGS, ACK));
+        (conn, peer)
+    }
+
+    #[tokio::test]
+    async fn flow_control_stream_limit_continuation_padding_and_trailers() {
+        // One stream at a time, 4-byte stream windows.
+        let (conn, mut peer) = start(&[(3, 1), (4, 4)]).await;
+        let head = block();
+        let body = Bytes::from_static(b"0123456789");
+        let c1 = conn.clone();
+        let (h1, b1) = (head.clone(), body.clone());
+        let first = tokio::spawn(async move { c1.call(&h1, &b1).await });
+        let c2 = conn.clone();
+        let (h2, b2) = (head.clone(), body.clone());
+        let second = tokio::spawn(async move { c2.call(&h2, &b2).await });
+
+        let (k, f, id, p) = peer.read().await;
+        assert_eq!(
+            (k, f & (END_HEADERS | END_STREAM), id),
+            (HEADERS, END_HEADERS, 1)
+        );
+        assert_eq!(peer.dec.decode(&p).unwrap(), fields());
+        let (k, f, id, p) = peer.read().await;
+        assert_eq!(
+            (k, f, id, &p[..]),
+            (DATA, 0, 1, &b"0123"[..]),
+            "stream window"
+        );
+        peer.send(WINDOW_UPDATE, 0, 1, &100u32.to_be_bytes()).await;
+        let (k, f, id, p) = peer.read().await;
+        assert_eq!((k, f, id, &p[..]), (DATA, END_STREAM, 1, &b"456789"[..]));
+        peer.send(PING, 0, 0, b"pingpong").await;
+        let (k, f, _, p) = peer.read().await;
+        assert_eq!(
+            (k, f, &p[..]),
+            (PING, ACK, &b"pingpong"[..]),
+            "no stream 3 yet"
+        );
+
+        // Reply: 100 Continue, then headers split by CONTINUATION, padded DATA, trailers.
+        let cont = peer.headers(&[(":status", "100")]);
+        peer.send(HEADERS, END_HEADERS, 1, &cont).await;
+        let h = peer.headers(&[(":status", "200"), ("content-type", "application/grpc")]);
+        let mut padded = vec![1u8];
+        padded.extend_from_slice(&h[..2]);
+        padded.push(0);
+        peer.send(HEADERS, PADDED, 1, &padded).await;
+        peer.send(CONTINUATION, END_HEADERS, 1, &h[2..]).await;
+        peer.send(DATA, PADDED, 1, &[3, 0, 0, 0, 0, 2, 8, 1, 9, 9, 9])
+            .await;
+        let t = peer.headers(&[("grpc-status", "0")]);
+        peer.send(HEADERS, END_HEADERS | END_STREAM, 1, &t).await;
+        let r = first.await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.grpc_status, r.trailers_only),
+            (200, Some(0), false)
+        );
+        assert_eq!(&r.body[..], &[0, 0, 0, 0, 2, 8, 1]);
+
+        // Now the second call: its head references the dynamic table; the connection
+        // window (65,535 - 10) still has room.
+        let (k, _, id, p) = peer.read().await;
+        assert_eq!((k, id), (HEADERS, 3));
+        assert_eq!(p, head.indexed.to_vec());
+        assert_eq!(peer.dec.decode(&p).unwrap(), fields());
+        let (k, _, id, p) = peer.read().await;
+        assert_eq!((k, id, &p[..]), (DATA, 3, &b"0123"[..]));
+        // Trailers-only reply.
+        let t = peer.headers(&[(":status", "200"), ("grpc-status", "14")]);
+        peer.send(HEADERS, END_HEADERS | END_STREAM, 3, &t).await;
+        let r = second.await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.grpc_status, r.trailers_only),
+            (200, Some(14), true)
+        );
+        assert!(conn.is_usable());
+    }
+
+    #[tokio::test]
+    async fn cancel_reset_goaway_and_close() {
+        let (conn, mut peer) = start(&[]).await;
+        let head = block();
+        let body = Bytes::from_static(b"x");
+        // A dropped call resets its stream.
+        let call = conn.call(&head, &body);
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), call).await;
+        assert!(timed_out.is_err());
+        let (k, _, id, _) = peer.read().await;
+        assert_eq!((k, id), (HEADERS, 1));
+        let (k, _, id, _) = peer.read().await;
+        assert_eq!((k, id), (DATA, 1));
+        let (k, _, id, p) = peer.read().await;
+        assert_eq!((k, id, p), (RST_STREAM, 1, CANCEL.to_be_bytes().to_vec()));
+
+        // A stream the server resets; then GOAWAY(last 5): stream 7 was not processed,
+        // stream 5 still completes, and no new stream opens.
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s3 = tokio::spawn(async move { c.call(&h, &b).await });
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s5 = tokio::spawn(async move { c.call(&h, &b).await });
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s7 = tokio::spawn(async move { c.call(&h, &b).await });
+        for want in [3, 3, 5, 5, 7, 7] {
+            assert_eq!(peer.read().await.2, want);
+        }
+        peer.send(RST_STREAM, 0, 3, &ENHANCE_YOUR_CALM.to_be_bytes())
+            .await;
+        assert_eq!(
+            s3.await.unwrap().unwrap_err(),
+            StreamError::Reset(ENHANCE_YOUR_CALM)
+        );
+        let mut goaway = 5u32.to_be_bytes().to_vec();
+        goaway.extend_from_slice(&NO_ERROR.to_be_bytes());
+        peer.send(GOAWAY, 0, 0, &goaway).await;
+        assert_eq!(
+            s7.await.unwrap().unwrap_err(),
+            StreamError::GoAway(NO_ERROR)
+        );
+        assert!(!conn.is_usable());
+        assert!(matches!(
+            conn.call(&head, &body).await,
+            Err(StreamError::NotOpened(_))
+        ));
+        // The server closes with stream 5 open: it fails as a lost connection.
+        drop(peer);
+        assert!(matches!(
+            s5.await.unwrap(),
+            Err(StreamError::ConnectionLost(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_does_not_speak_http2_is_refused_at_once() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        server
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await
+            .unwrap();
+        let e = handshake(client).await.unwrap_err();
+        assert!(e.contains("HTTP/1.x"), "{e}");
+        let (client, mut server) = tokio::io::duplex(4096);
+        server
+            .write_all(&raw(PING, 0, 0, b"12345678"))
+            .await
+            .unwrap();
+        let e = handshake(client).await.unwrap_err();
+        assert!(e.contains("expected SETTINGS"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_protocol_error_fails_the_connection_with_goaway() {
+        let (conn, mut peer) = start(&[]).await;
+        let head = block();
+        let body = Bytes::from_static(b"x");
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s1 = tokio::spawn(async move { c.call(&h, &b).await });
+        assert_eq!(peer.read().await.2, 1);
+        assert_eq!(peer.read().await.2, 1);
+        peer.send(PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2]).await;
+        let e = s1.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&e, StreamError::ConnectionLost(m) if m.contains("PUSH_PROMISE")),
+            "{e:?}"
+        );
+        let (k, _, _, p) = peer.read().await;
+        assert_eq!((k, &p[4..]), (GOAWAY, &PROTOCOL_ERROR.to_be_bytes()[..]));
+    }
+
+    #[tokio::test]
+    async fn a_shrunk_header_table_is_cleared_and_large_replies_fail() {
+        let (conn, mut peer) = start(&[]).await;
+        let head = block();
+        let body = Bytes::new();
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s1 = tokio::spawn(async move { c.call(&h, &b).await });
+        let (k, f, id, p) = peer.read().await;
+        assert_eq!(
+            (k, f, id),
+            (HEADERS, END_HEADERS | END_STREAM, 1),
+            "no body, no DATA"
+        );
+        assert_eq!(p, head.first.to_vec());
+        // The server shrinks its table: the next block clears it and uses literals.
+        peer.send(SETTINGS, 0, 0, &[0, 1, 0, 0, 0, 0]).await;
+        assert_eq!(peer.read().await.0, SETTINGS);
+        let h = peer.headers(&[(":status", "200")]);
+        peer.send(HEADERS, END_HEADERS, 1, &h).await;
+        // A reply over MAX_REPLY is cut off with RST_STREAM(CANCEL).
+        let chunk = vec![0u8; MAX_FRAME];
+        for _ in 0..=MAX_REPLY / MAX_FRAME {
+            peer.send(DATA, 0, 1, &chunk).await;
+        }
+        assert_eq!(s1.await.unwrap().unwrap_err(), StreamError::TooLarge);
+        let c = conn.clone();
+        let (h, b) = (head.clone(), body.clone());
+        let s3 = tokio::spawn(async move { c.call(&h, &b).await });
+        let mut saw_reset = false;
+        loop {
+            let (k, _, id, p) = peer.read().await;
+            match k {
+                RST_STREAM => {
+                    assert_eq!((id, &p[..]), (1, &CANCEL.to_be_bytes()[..]));
+                    saw_reset = true;
+                }
+                WINDOW_UPDATE => {}
+                HEADERS => {
+                    assert_eq!(id, 3);
+                    assert_eq!(p[0], 0x20, "size update to 0");
+                    assert_eq!(&p[1..], &head.literal[..]);
+                    peer.dec.set_max_allowed_table_size(0);
+                    assert_eq!(peer.dec.decode(&p).unwrap(), fields());
+                    break;
+                }
+                k => panic!("unexpected frame type {k}"),
+            }
+        }
+        assert!(saw_reset);
+        let t = peer.headers(&[(":status", "200"), ("grpc-status", "5")]);
+        peer.send(HEADERS, END_HEADERS | END_STREAM, 3, &t).await;
+        assert_eq!(s3.await.unwrap().unwrap().grpc_status, Some(5));
     }
 }
