@@ -1,6 +1,7 @@
 //! gRPC load testing without generated code: service descriptions from .proto text,
 //! compiled descriptor sets or server reflection; requests built at run time from JSON
-//! through the message descriptor; sent over HTTP/2 (the `h2` crate; tonic for reflection).
+//! through the message descriptor; sent over our own HTTP/2 client connection ([`h2conn`];
+//! tonic for reflection).
 //!
 //! - [`descriptor`]: load a [`prost_reflect::DescriptorPool`], find the method, turn JSON
 //!   data into encoded request messages (with errors that name the field).
@@ -8,6 +9,8 @@
 //!   to `v1alpha`).
 //! - [`client`]: connections (plaintext or rustls TLS), one unary call (replies decoded as
 //!   dynamic messages of the output type), status codes.
+//! - [`h2conn`]: the HTTP/2 client connection load calls run on (one driver task per
+//!   connection, request heads encoded once, flow control, GOAWAY, cancellation).
 //! - [`fetch`]: `protoURL` / `dataURL` / `metadataURL` fetched by the runner itself.
 
 pub mod client;
