@@ -1066,7 +1066,14 @@ where
         loop {
             {
                 let mut st = this.shared.lock();
-                if this.shared.handles.load(Ordering::Acquire) == 0 && st.open == 0 {
+                if this.shared.handles.load(Ordering::Acquire) == 0
+                    && st.open == 0
+                    && st.closed.is_none()
+                {
+                    // No one can call any more: say goodbye (GOAWAY, no error) and close.
+                    frame_head(&mut st.out, 8, GOAWAY, 0, 0);
+                    st.out.put_u32(0);
+                    st.out.put_u32(NO_ERROR);
                     st.close("connection closed by the client".into());
                 }
                 if st.closed.is_some() {
@@ -1496,5 +1503,20 @@ mod tests {
         let t = peer.headers(&[(":status", "200"), ("grpc-status", "5")]);
         peer.send(HEADERS, END_HEADERS | END_STREAM, 3, &t).await;
         assert_eq!(s3.await.unwrap().unwrap().grpc_status, Some(5));
+    }
+
+    #[tokio::test]
+    async fn the_last_handle_dropped_sends_goaway_and_closes() {
+        let (conn, mut peer) = start(&[]).await;
+        let other = conn.clone();
+        drop(conn);
+        tokio::task::yield_now().await;
+        assert!(other.is_usable(), "a handle is left");
+        drop(other);
+        let (k, _, _, p) = peer.read().await;
+        assert_eq!((k, &p[..]), (GOAWAY, &[0u8; 8][..]));
+        let mut rest = Vec::new();
+        peer.io.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "closed after the GOAWAY");
     }
 }
