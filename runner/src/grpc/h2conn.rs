@@ -1250,6 +1250,16 @@ mod tests {
         }
     }
 
+    /// A call running in its own task.
+    fn spawn_call(
+        conn: &Connection,
+        head: &HeaderBlock,
+        body: &Bytes,
+    ) -> tokio::task::JoinHandle<Result<Reply, StreamError>> {
+        let (c, h, b) = (conn.clone(), head.clone(), body.clone());
+        tokio::spawn(async move { c.call(&h, &b).await })
+    }
+
     /// Handshake with a server whose SETTINGS payload is `settings`.
     async fn start(settings: &[(u16, u32)]) -> (Connection, Peer) {
         let (client, server) = tokio::io::duplex(1 << 20);
@@ -1287,12 +1297,8 @@ mod tests {
         let (conn, mut peer) = start(&[(3, 1), (4, 4)]).await;
         let head = block();
         let body = Bytes::from_static(b"0123456789");
-        let c1 = conn.clone();
-        let (h1, b1) = (head.clone(), body.clone());
-        let first = tokio::spawn(async move { c1.call(&h1, &b1).await });
-        let c2 = conn.clone();
-        let (h2, b2) = (head.clone(), body.clone());
-        let second = tokio::spawn(async move { c2.call(&h2, &b2).await });
+        let first = spawn_call(&conn, &head, &body);
+        let second = spawn_call(&conn, &head, &body);
 
         let (k, f, id, p) = peer.read().await;
         assert_eq!(
@@ -1374,15 +1380,9 @@ mod tests {
 
         // A stream the server resets; then GOAWAY(last 5): stream 7 was not processed,
         // stream 5 still completes, and no new stream opens.
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s3 = tokio::spawn(async move { c.call(&h, &b).await });
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s5 = tokio::spawn(async move { c.call(&h, &b).await });
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s7 = tokio::spawn(async move { c.call(&h, &b).await });
+        let s3 = spawn_call(&conn, &head, &body);
+        let s5 = spawn_call(&conn, &head, &body);
+        let s7 = spawn_call(&conn, &head, &body);
         for want in [3, 3, 5, 5, 7, 7] {
             assert_eq!(peer.read().await.2, want);
         }
@@ -1435,9 +1435,7 @@ mod tests {
         let (conn, mut peer) = start(&[]).await;
         let head = block();
         let body = Bytes::from_static(b"x");
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s1 = tokio::spawn(async move { c.call(&h, &b).await });
+        let s1 = spawn_call(&conn, &head, &body);
         assert_eq!(peer.read().await.2, 1);
         assert_eq!(peer.read().await.2, 1);
         peer.send(PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2]).await;
@@ -1455,9 +1453,7 @@ mod tests {
         let (conn, mut peer) = start(&[]).await;
         let head = block();
         let body = Bytes::new();
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s1 = tokio::spawn(async move { c.call(&h, &b).await });
+        let s1 = spawn_call(&conn, &head, &body);
         let (k, f, id, p) = peer.read().await;
         assert_eq!(
             (k, f, id),
@@ -1476,9 +1472,7 @@ mod tests {
             peer.send(DATA, 0, 1, &chunk).await;
         }
         assert_eq!(s1.await.unwrap().unwrap_err(), StreamError::TooLarge);
-        let c = conn.clone();
-        let (h, b) = (head.clone(), body.clone());
-        let s3 = tokio::spawn(async move { c.call(&h, &b).await });
+        let s3 = spawn_call(&conn, &head, &body);
         let mut saw_reset = false;
         loop {
             let (k, _, id, p) = peer.read().await;
