@@ -455,24 +455,26 @@ async fn connection_refused_is_counted_as_unavailable() {
     assert!(e.starts_with("host: cannot connect to 127.0.0.1:"), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_connection_is_replaced() {
-    // A front that closes its first connection at once and relays the later ones to the
-    // greeter: the call on the broken connection fails (UNAVAILABLE), the next calls run
-    // on a new connection.
-    let s = start(Reflection::None).await;
+/// A front on 127.0.0.1 that hands its first connection to `first` and relays the later
+/// ones to `backend`; returns its address and the number of connections it accepted.
+async fn front<F, Fut>(backend: SocketAddr, first: F) -> (SocketAddr, Arc<AtomicU64>)
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let front_addr = front.local_addr().unwrap();
+    let addr = front.local_addr().unwrap();
     let accepted = Arc::new(AtomicU64::new(0));
     let counter = accepted.clone();
-    let backend = s.addr;
     tokio::spawn(async move {
+        let mut first = Some(first);
         loop {
             let Ok((mut inbound, _)) = front.accept().await else {
                 return;
             };
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                drop(inbound);
+            counter.fetch_add(1, Ordering::SeqCst);
+            if let Some(f) = first.take() {
+                tokio::spawn(f(inbound));
                 continue;
             }
             tokio::spawn(async move {
@@ -481,6 +483,15 @@ async fn a_broken_connection_is_replaced() {
             });
         }
     });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_connection_is_replaced() {
+    // The first connection is closed at once: the call on it fails (UNAVAILABLE), the next
+    // calls run on a new connection to the greeter.
+    let s = start(Reflection::None).await;
+    let (front_addr, accepted) = front(s.addr, |inbound| async move { drop(inbound) }).await;
     let mut t: GrpcTask = serde_yaml::from_str(&format!(
         "host: {front_addr}\ncall: helloworld.Greeter/SayHello\ndata: {{name: again}}\ntotal: 10\nconcurrency: 1\n"
     ))
@@ -496,34 +507,16 @@ async fn a_broken_connection_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_server_did_not_process_is_retried_on_a_new_connection() {
-    // A front whose first connection is an HTTP/2 server that goes away at once
-    // (GOAWAY, last stream 0: no request processed) and that relays later connections to
-    // the greeter: the call is retried on a new connection, no call fails.
+    // The first connection is an HTTP/2 server that goes away at once (GOAWAY, last
+    // stream 0: no request processed): the call is retried on a new connection to the
+    // greeter, no call fails.
     let s = start(Reflection::None).await;
-    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let front_addr = front.local_addr().unwrap();
-    let accepted = Arc::new(AtomicU64::new(0));
-    let counter = accepted.clone();
-    let backend = s.addr;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = front.accept().await else {
-                return;
-            };
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                tokio::spawn(async move {
-                    let mut conn = h2::server::handshake(inbound).await.unwrap();
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    while let Some(Ok(_)) = conn.accept().await {}
-                });
-                continue;
-            }
-            tokio::spawn(async move {
-                let mut outbound = tokio::net::TcpStream::connect(backend).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            });
-        }
-    });
+    let (front_addr, accepted) = front(s.addr, |inbound| async move {
+        let mut conn = h2::server::handshake(inbound).await.unwrap();
+        conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+        while let Some(Ok(_)) = conn.accept().await {}
+    })
+    .await;
     let mut t: GrpcTask = serde_yaml::from_str(&format!(
         "host: {front_addr}\ncall: helloworld.Greeter/SayHello\ndata: {{name: retry}}\ntotal: 10\nconcurrency: 1\n"
     ))
