@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{bin, helm, iter8, repo_root, target, to_run, Run};
+use common::{bin, helm, iter8, iter8_assert, repo_root, target, to_run, Run};
 use iter8_tests::cluster::{ImageMapping, ImageTarget, TestCluster, TestClusterOptions};
 use serde_json::{json, Value};
 
@@ -147,19 +147,12 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     let r = install(&tc, "install", rel, &http_sets(&url, "5000"), false).await;
     assert_eq!(r.code, 0, "helm install: {r}");
     assert!(r.out.contains("iter8 assert --release exp"), "NOTES: {r}");
-    let r = iter8(
+    let r = iter8_assert(
         &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure,slos",
-            "--release",
-            rel,
-            "-n",
-            NS,
-            "--timeout",
-            "60s",
-        ],
+        "completed,nofailure,slos",
+        rel,
+        NS,
+        &["--timeout", "60s"],
     )
     .await;
     assert_eq!(r.code, 0, "assert: {r}");
@@ -284,19 +277,7 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     let res = report_json(&tc, rel).await;
     assert_eq!(res["numLoops"], 1, "{res}");
     assert_eq!(res["revision"], 2, "{res}");
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure,slos",
-            "--release",
-            rel,
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure,slos", rel, NS, &[]).await;
     assert_eq!(r.code, 1, "assert after upgrade: {r}");
     assert!(r.out.contains("condition false: slos"), "{r}");
     assert!(r.out.contains("http/latency-mean"), "{r}");
@@ -348,19 +329,7 @@ async fn cronjob_loops_continue_one_bounded_result() {
     let s = secret_json(&tc, "loops").await.expect("secret");
     let result = decoded(&s, "result.yaml").expect("result.yaml");
     assert!(result.len() < 64 * 1024, "result is {} bytes", result.len());
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure,slos",
-            "--release",
-            "loops",
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure,slos", "loops", NS, &[]).await;
     assert_eq!(r.code, 0, "{r}");
     let r = iter8(&tc, &["log", "--release", "loops", "-n", NS]).await;
     assert_eq!(r.code, 0, "{r}");
@@ -420,19 +389,7 @@ async fn ready_on_a_deployment_and_unreachable_target() {
 
     let j = tc.wait_job(NS, "rdy-1-job", JOB_WAIT).await.expect("job");
     assert_eq!(j["status"]["succeeded"], 1, "{j}");
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure",
-            "--release",
-            "rdy",
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure", "rdy", NS, &[]).await;
     assert_eq!(r.code, 0, "{r}");
 
     let j = tc
@@ -440,19 +397,7 @@ async fn ready_on_a_deployment_and_unreachable_target() {
         .await
         .expect("job");
     assert_eq!(j["status"]["failed"], 1, "{j}");
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure",
-            "--release",
-            "absent",
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure", "absent", NS, &[]).await;
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.out.contains("nothere"),
@@ -462,19 +407,7 @@ async fn ready_on_a_deployment_and_unreachable_target() {
     assert_eq!(res["failure"], true, "{res}");
 
     tc.wait_job(NS, "down-1-job", JOB_WAIT).await.expect("job");
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure,slos",
-            "--release",
-            "down",
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure,slos", "down", NS, &[]).await;
     assert_eq!(r.code, 1, "{r}");
     assert!(r.out.contains("http/error-count"), "{r}");
     // the reason is recorded: every request counted as refused

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{helm, iter8, repo_root, target, to_run, Run};
+use common::{helm, iter8, iter8_assert, repo_root, target, to_run, Run};
 use iter8_tests::cluster::{TestCluster, TestClusterOptions};
 use serde_json::{json, Value};
 
@@ -295,19 +295,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     assert!(mounts.contains(&("/tmp".to_string(), true)), "{mounts:?}");
 
     // The verdict, the report, the Secret, the log.
-    let r = iter8(
-        &tc,
-        &[
-            "assert",
-            "-c",
-            "completed,nofailure,slos",
-            "--release",
-            rel,
-            "-n",
-            NS,
-        ],
-    )
-    .await;
+    let r = iter8_assert(&tc, "completed,nofailure,slos", rel, NS, &[]).await;
     assert_eq!(r.code, 0, "assert: {r}\npod log:\n{log}");
     assert!(r.out.contains("all conditions hold"), "{r}");
     let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;

@@ -80,6 +80,19 @@ pub async fn iter8(tc: &TestCluster, args: &[&str]) -> Run {
     to_run(o)
 }
 
+/// `iter8 assert -c CONDITIONS --release RELEASE -n NS` plus `extra` arguments.
+pub async fn iter8_assert(
+    tc: &TestCluster,
+    conditions: &str,
+    release: &str,
+    ns: &str,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec!["assert", "-c", conditions, "--release", release, "-n", ns];
+    args.extend_from_slice(extra);
+    iter8(tc, &args).await
+}
+
 /// A hyper server answering 200 on 127.0.0.1 (the experiment's load target).
 pub async fn target() -> SocketAddr {
     use http_body_util::Full;
