@@ -182,11 +182,7 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     // RBAC: every request of the runner was allowed; the Role is exactly get/patch on the
     // release's Secret.
     let sa_user = format!("system:serviceaccount:{NS}:exp-iter8");
-    let runner_reqs: Vec<_> = tc
-        .request_log()
-        .into_iter()
-        .filter(|e| e.user == sa_user)
-        .collect();
+    let runner_reqs: Vec<_> = tc.requests_of(&sa_user);
     assert!(
         !runner_reqs.is_empty(),
         "the runner made no request as {sa_user}"
@@ -260,9 +256,9 @@ async fn job_install_assert_upgrade_uninstall_and_rbac() {
     assert!(r.err.contains("forbidden") && r.err.contains("403"), "{r}");
     assert!(r.err.contains("other"), "{r}");
     let denied: Vec<_> = tc
-        .request_log()
+        .requests_of(&sa_user)
         .into_iter()
-        .filter(|e| e.user == sa_user && e.name == "other")
+        .filter(|e| e.name == "other")
         .collect();
     assert!(
         !denied.is_empty() && denied.iter().all(|e| !e.allowed),

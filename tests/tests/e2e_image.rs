@@ -332,11 +332,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     assert!(r.out.contains("experiment completed"), "{r}");
     // Every request of the container was made with the mounted ServiceAccount token.
     let sa_user = format!("system:serviceaccount:{NS}:{rel}-iter8");
-    let reqs: Vec<_> = tc
-        .request_log()
-        .into_iter()
-        .filter(|e| e.user == sa_user)
-        .collect();
+    let reqs: Vec<_> = tc.requests_of(&sa_user);
     assert!(
         reqs.iter()
             .any(|e| e.verb == "patch" && e.resource == "secrets" && e.name == rel),

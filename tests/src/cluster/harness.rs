@@ -338,6 +338,13 @@ impl TestCluster {
         self.cluster.store.request_log()
     }
 
+    /// The logged requests made as `user` (e.g. `system:serviceaccount:NS:NAME`).
+    pub fn requests_of(&self, user: &str) -> Vec<RequestLogEntry> {
+        let mut log = self.request_log();
+        log.retain(|e| e.user == user);
+        log
+    }
+
     /// Marks a Deployment Available.
     pub fn mark_available(&self, ns: &str, deploy: &str) -> Result<Value, HarnessError> {
         Ok(self.cluster.mark_available(ns, deploy)?)
