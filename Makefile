@@ -2,9 +2,10 @@
 # tests need and runs them all.
 SHELL := /bin/bash
 CARGO ?= cargo
-# helm for the tests and targets: a real helm on PATH, else scripts/helm (Helm v4 as a library).
+# helm for the tests and targets: Helm v4 (and v3 as HELM3) built from source by scripts/tools.
 HELM ?= $(shell bash scripts/helm-path)
-export HELM
+HELM3 ?= $(shell bash scripts/helm-path 3)
+export HELM HELM3
 # The runner image (the chart's image.repository default) and its tag (the chart's appVersion).
 IMAGE_REPO ?= ghcr.io/iter8-rs/iter8-runner
 VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/iter8/Chart.yaml)

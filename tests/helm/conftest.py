@@ -1,6 +1,7 @@
 """Shared fixtures of the scripts/helm tests (run by scripts/run-tests through pytest).
 
-`helm` is whatever scripts/helm-path picks: a real helm binary on PATH, else scripts/helm.
+`helm` is $HELM (scripts/run-tests sets it to scripts/helm-shim while these tests run on the
+imitation of a cluster), else scripts/helm-path's (the real helm v4 from scripts/tools).
 The cluster tests start the project's test API server with `scripts/test-cluster up` and
 are skipped, with the reason printed, only when that script does not exist yet.
 """
@@ -40,6 +41,8 @@ class Result:
 
 
 def helm_command() -> str:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
     return subprocess.run(
         ["bash", str(ROOT / "scripts" / "helm-path")], check=True, capture_output=True, text=True
     ).stdout.strip()
