@@ -33,7 +33,7 @@ enum LogFormat {
 /// Run an Iter8 experiment: the tasks of `spec:` in order; the result is written after
 /// every task.
 #[derive(Parser, Debug)]
-#[command(name = "iter8-runner", version, about)]
+#[command(name = "iter8-runner", version, long_version = iter8::LONG_VERSION, about)]
 struct Opts {
     /// The experiment file (YAML with a top-level `spec:` task list).
     #[arg(short = 'f', long = "file", default_value = "experiment.yaml")]
@@ -52,7 +52,7 @@ struct Opts {
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
     /// Namespace of the experiment (in a cluster; the chart sets POD_NAMESPACE).
-    #[arg(long, env = "POD_NAMESPACE")]
+    #[arg(short = 'n', long, env = "POD_NAMESPACE")]
     namespace: Option<String>,
     /// Helm release whose Secret holds the experiment and the result: cluster mode (the
     /// chart sets ITER8_RELEASE). The release revision comes from ITER8_REVISION.
@@ -62,7 +62,7 @@ struct Opts {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Kubeconfig context in cluster mode (default: the current context).
-    #[arg(long)]
+    #[arg(long, visible_alias = "kube-context")]
     context: Option<String>,
 }
 
@@ -304,6 +304,7 @@ impl Write for ClearLineStderr {
 fn init_logging(opts: &Opts, tty: bool, progress: bool) {
     let default = if opts.quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let color = iter8::color_allowed(tty);
     let json = match opts.log_format {
         LogFormat::Json => true,
         LogFormat::Human => false,
@@ -315,12 +316,13 @@ fn init_logging(opts: &Opts, tty: bool, progress: bool) {
     } else if progress {
         builder
             .with_target(false)
+            .with_ansi(color)
             .with_writer(|| ClearLineStderr)
             .try_init()
     } else {
         builder
             .with_target(false)
-            .with_ansi(tty)
+            .with_ansi(color)
             .with_writer(std::io::stderr)
             .try_init()
     };

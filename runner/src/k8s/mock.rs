@@ -186,9 +186,17 @@ async fn handle(
     match method.as_str() {
         "GET" => {
             if let Some(text) = st.logs.get(&path) {
+                // `tailLines=N`: the last N lines, as the API server answers
+                let text = match query_param(&query, "tailLines").and_then(|n| n.parse().ok()) {
+                    Some(n) => {
+                        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                        lines[lines.len().saturating_sub(n)..].concat()
+                    }
+                    None => text.clone(),
+                };
                 return Ok(Response::builder()
                     .status(200)
-                    .body(Full::new(Bytes::from(text.clone())))
+                    .body(Full::new(Bytes::from(text)))
                     .expect("response"));
             }
             if let Some(obj) = st.objects.get(&path) {
@@ -197,14 +205,19 @@ async fn handle(
             // a collection?
             let prefix = format!("{path}/");
             let selector = query_param(&query, "labelSelector").unwrap_or_default();
-            let items: Vec<Value> = st
+            let in_collection: Vec<Value> = st
                 .objects
                 .iter()
                 .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
                 .map(|(_, o)| o.clone())
+                .collect();
+            let is_collection = !in_collection.is_empty()
+                || path.ends_with('s') && path.split('/').count() % 2 == 0;
+            let items: Vec<Value> = in_collection
+                .into_iter()
                 .filter(|o| labels_match(o, &selector))
                 .collect();
-            if !items.is_empty() || path.ends_with('s') && path.split('/').count() % 2 == 0 {
+            if is_collection {
                 let kind = items
                     .first()
                     .and_then(|o| o["kind"].as_str())
