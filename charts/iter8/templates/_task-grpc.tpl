@@ -1,5 +1,5 @@
 {{/*
-grpc: unary gRPC load test of grpc.host + grpc.call (or grpc.endpoints.<name>.host/call).
+grpc: gRPC load test (unary or streaming methods) of grpc.host + grpc.call (or grpc.endpoints.<name>.host/call).
 Parameters pass through to the runner's grpc task unchanged (Iter8 v0.15 / ghz names;
 protoURL / dataURL / metadataURL are fetched by the runner).
 */}}

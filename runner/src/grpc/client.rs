@@ -339,8 +339,23 @@ impl UnaryCall {
         out
     }
 
+    /// The request head (shared with streaming calls of the same method).
+    pub(super) fn head(&self) -> &HeaderBlock {
+        &self.head
+    }
+
+    /// The reply message type.
+    pub(super) fn output(&self) -> &MessageDescriptor {
+        &self.output
+    }
+
+    /// The per-call deadline.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The status of a whole reply: HTTP status, grpc-status, and the message decoded.
-    fn verdict(&self, reply: Reply) -> Code {
+    pub(super) fn verdict(&self, reply: Reply) -> Code {
         if reply.status != 200 {
             return http_status_code(reply.status);
         }
@@ -369,7 +384,7 @@ impl UnaryCall {
 /// gRPC's mapping of HTTP/2 failures: a stream never opened or above a GOAWAY's last id was
 /// not processed (the call may be retried); connection failures and refused streams are
 /// `UNAVAILABLE`, other resets by their error code.
-fn stream_outcome(e: &StreamError) -> CallOutcome {
+pub(super) fn stream_outcome(e: &StreamError) -> CallOutcome {
     let (code, broken, unprocessed) = match e {
         StreamError::NotOpened(_) => (Code::Unavailable, true, true),
         StreamError::GoAway(_) => (Code::Unavailable, true, true),
@@ -404,7 +419,7 @@ pub fn frame(message: &[u8]) -> Bytes {
 
 /// Decode every gRPC frame of a reply body as `output`; false when there is none, a frame
 /// is truncated or compressed (we offer no compression), or a message does not parse.
-fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
+pub(super) fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
     let mut n = 0;
     while !data.is_empty() {
         if data.len() < 5 || data[0] != 0 {
@@ -424,7 +439,7 @@ fn decode_replies(mut data: &[u8], output: &MessageDescriptor) -> bool {
 }
 
 /// gRPC's mapping of HTTP statuses of non-gRPC replies.
-fn http_status_code(status: u16) -> Code {
+pub(super) fn http_status_code(status: u16) -> Code {
     match status {
         400 => Code::Internal,
         401 => Code::Unauthenticated,

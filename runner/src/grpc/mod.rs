@@ -18,6 +18,7 @@ pub mod descriptor;
 pub mod fetch;
 pub mod h2conn;
 pub mod reflection;
+pub mod streaming;
 
 /// What can go wrong while describing or reaching a gRPC service (before load starts).
 #[derive(Debug, thiserror::Error)]

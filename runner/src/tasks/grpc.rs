@@ -1,4 +1,7 @@
-//! The `grpc` task: a unary load test of any gRPC service, with ghz's parameter names.
+//! The `grpc` task: a load test of any gRPC service, with ghz's parameter names: unary
+//! methods, and client, server and bidirectional streaming methods as ghz runs them
+//! ([`crate::grpc::streaming`]: `stream-interval`, `stream-call-count`,
+//! `stream-call-duration`; each stream is one call).
 //!
 //! The service is described by a .proto file (`proto`, with `importPaths`), inline .proto
 //! text (`protoText`), a .proto fetched by the runner (`protoURL`), a compiled descriptor set
@@ -31,6 +34,7 @@ use crate::grpc::client::{
     code_name, frame, metadata_map, ChannelConfig, Connection, Connector, TlsConfig, UnaryCall,
     CODES,
 };
+use crate::grpc::streaming::{StreamParams, Streaming, StreamingCall};
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
 use crate::load::{
     all_percentiles, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
@@ -143,6 +147,44 @@ pub struct GrpcTask {
     /// Latency percentiles reported besides 50, 75, 90, 95, 99 and 99.9.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percentiles: Vec<f64>,
+    /// Streaming methods: pause between two messages a call sends (ghz `stream-interval`,
+    /// e.g. `10ms`).
+    #[serde(
+        default,
+        rename = "stream-interval",
+        alias = "streamInterval",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_interval: Option<GoDuration>,
+    /// Streaming methods: the longest a call sends (client and bidirectional streaming) or
+    /// receives (server streaming) before it ends (ghz `stream-call-duration`).
+    #[serde(
+        default,
+        rename = "stream-call-duration",
+        alias = "streamCallDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_call_duration: Option<GoDuration>,
+    /// Streaming methods: messages a call sends (client and bidirectional streaming: the
+    /// `data` array is cycled to this many) or receives before it ends (server streaming)
+    /// (ghz `stream-call-count`; default: the whole `data` array once, every reply).
+    #[serde(
+        default,
+        rename = "stream-call-count",
+        alias = "streamCallCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_call_count: Option<u64>,
+    /// ghz's `stream-dynamic-messages` (re-render the data template per message). Accepted
+    /// for compatibility; our `data` has no call templates, so every message is the same
+    /// either way (a warning says so when it is true).
+    #[serde(
+        default,
+        rename = "stream-dynamic-messages",
+        alias = "streamDynamicMessages",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_dynamic_messages: Option<bool>,
     /// Named endpoints, each a version; their keys override the top-level ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, GrpcTask>,
@@ -187,6 +229,10 @@ struct Target {
     connect_timeout: Duration,
     tls: Option<(Option<At<String>>, Option<String>)>,
     percentiles: Vec<f64>,
+    stream: StreamParams,
+    /// Where a stream parameter was set (for the warning on unary methods).
+    stream_field: Option<String>,
+    stream_dynamic_messages: bool,
 }
 
 /// How many requests, for how long, how fast, how many at once.
@@ -506,6 +552,29 @@ impl GrpcTask {
             }
         }
         let percentiles = all_percentiles(extra);
+        let stream_interval = pick!(stream_interval, "stream-interval");
+        let stream_call_duration = pick!(stream_call_duration, "stream-call-duration");
+        let stream_call_count = pick!(stream_call_count, "stream-call-count");
+        if let Some(d) = &stream_call_duration {
+            if d.value.0.is_zero() {
+                return Err(TaskError::invalid(
+                    &d.field,
+                    "must be longer than 0, e.g. 500ms (leave it out for no limit)",
+                ));
+            }
+        }
+        let stream_field = stream_interval
+            .as_ref()
+            .map(|a| a.field.clone())
+            .or_else(|| stream_call_duration.as_ref().map(|a| a.field.clone()))
+            .or_else(|| stream_call_count.as_ref().map(|a| a.field.clone()));
+        let stream = StreamParams {
+            interval: stream_interval.map(|a| a.value.0),
+            call_count: stream_call_count.map(|a| a.value).filter(|c| *c > 0),
+            call_duration: stream_call_duration.map(|a| a.value.0),
+        };
+        let stream_dynamic_messages =
+            pick!(stream_dynamic_messages, "stream-dynamic-messages").is_some_and(|a| a.value);
         Ok(Target {
             prefix,
             host,
@@ -527,6 +596,9 @@ impl GrpcTask {
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             tls,
             percentiles,
+            stream,
+            stream_field,
+            stream_dynamic_messages,
         })
     }
 
@@ -751,7 +823,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         };
         invalid(field, e)
     })?;
-    let call = UnaryCall::new(
+    let unary = UnaryCall::new(
         &connector,
         &t.service,
         &t.method,
@@ -760,6 +832,29 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         t.timeout,
     )
     .map_err(|e| invalid(&t.call.field, e))?;
+    let call = match Streaming::of(&method) {
+        None => {
+            if let Some(f) = &t.stream_field {
+                tracing::warn!(
+                    call = t.call.value.as_str(),
+                    "grpc: {f} has no effect: the method is unary"
+                );
+            }
+            Call::Unary(unary)
+        }
+        Some(kind) => {
+            tracing::info!(
+                call = t.call.value.as_str(),
+                "grpc: {kind:?} streaming method; every stream counts as one call"
+            );
+            if t.stream_dynamic_messages {
+                tracing::warn!(
+                    "grpc: stream-dynamic-messages has no effect: data has no call templates, so every message of a stream is as given"
+                );
+            }
+            Call::Streaming(StreamingCall::new(unary, kind, t.stream))
+        }
+    };
     Ok(GrpcSender {
         call,
         requests: requests.iter().map(|r| frame(r)).collect(),
@@ -774,8 +869,14 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
 
 /// The gRPC client the load engine drives: every worker sends the prepared requests
 /// round-robin on one of the shared HTTP/2 connections.
+/// How one call is made.
+enum Call {
+    Unary(UnaryCall),
+    Streaming(StreamingCall),
+}
+
 struct GrpcSender {
-    call: UnaryCall,
+    call: Call,
     /// The requests, gRPC-framed.
     requests: Vec<Bytes>,
     /// Round-robin position in `requests`.
@@ -835,7 +936,10 @@ impl RequestSender for GrpcSender {
             let Some((generation, conn)) = w.conn.as_mut() else {
                 return UNAVAILABLE;
             };
-            let out = self.call.call(conn, body).await;
+            let out = match &self.call {
+                Call::Unary(c) => c.call(conn, body).await,
+                Call::Streaming(c) => c.call(conn, &self.requests, i).await,
+            };
             if out.broken {
                 let generation = *generation;
                 w.conn = None;
