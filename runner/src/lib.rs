@@ -8,6 +8,7 @@ pub mod k8s;
 pub mod load;
 pub mod model;
 pub mod report;
+pub mod stats;
 pub mod store;
 pub mod tasks;
 
