@@ -47,6 +47,8 @@ enum Func {
     Slos,
     Completed,
     NoFailure,
+    Comparisons,
+    Winner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,7 +153,7 @@ impl fmt::Display for Tok {
     }
 }
 
-const KNOWN: &str = "SLOs(), Completed(), NoFailure(), Result.NumLoops, Result.NumCompletedTasks, \
+const KNOWN: &str = "SLOs(), Completed(), NoFailure(), Comparisons(), Winner(), Result.NumLoops, Result.NumCompletedTasks, \
 Result.NumTasks, Result.Failure, Result.Insights.NumVersions, true, false";
 
 fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, String> {
@@ -340,9 +342,11 @@ impl Parser {
                         "slos" => Func::Slos,
                         "completed" => Func::Completed,
                         "nofailure" => Func::NoFailure,
+                        "comparisons" => Func::Comparisons,
+                        "winner" => Func::Winner,
                         _ => {
                             return Err(format!(
-                                "unknown function {s}() at column {col}; known: SLOs(), Completed(), NoFailure()"
+                                "unknown function {s}() at column {col}; known: SLOs(), Completed(), NoFailure(), Comparisons(), Winner()"
                             ))
                         }
                     };
@@ -358,7 +362,7 @@ impl Parser {
                     "result.numtasks" => Ok((Expr::Var(Var::NumTasks), Type::Num)),
                     "result.failure" => Ok((Expr::Var(Var::Failure), Type::Bool)),
                     "result.insights.numversions" => Ok((Expr::Var(Var::NumVersions), Type::Num)),
-                    "slos" | "completed" | "nofailure" => {
+                    "slos" | "completed" | "nofailure" | "comparisons" | "winner" => {
                         Err(format!("{s} at column {col} is a function: write {s}()"))
                     }
                     _ => Err(format!(
@@ -467,6 +471,8 @@ fn eval(e: &Expr, r: &ExperimentResult) -> Value {
         Expr::Call(Func::Slos) => Value::Bool(r.slos_satisfied()),
         Expr::Call(Func::Completed) => Value::Bool(r.completed()),
         Expr::Call(Func::NoFailure) => Value::Bool(r.no_failure()),
+        Expr::Call(Func::Comparisons) => Value::Bool(r.comparisons_ok()),
+        Expr::Call(Func::Winner) => Value::Bool(r.has_winners()),
         Expr::Var(Var::NumLoops) => Value::Num(r.num_loops as f64),
         Expr::Var(Var::NumCompletedTasks) => Value::Num(r.num_completed_tasks as f64),
         Expr::Var(Var::NumTasks) => Value::Num(r.num_tasks as f64),

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod result;
 pub mod schema;
 pub mod spec;
+pub mod verdicts;
 
 pub use duration::GoDuration;
 pub use result::{

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::normalize_metric_name;
+use super::verdicts::{all_satisfied, Comparisons, Regression, RelativeSlos};
 
 /// How many per-loop values of a metric are kept (newest last). Bounds the result's size
 /// over any number of CronJob loops.
@@ -83,12 +84,22 @@ impl ExperimentResult {
         !self.failure
     }
 
-    /// `slos`: every version satisfies every SLO (true when no SLO was given; false while
-    /// SLOs were given but not assessed yet).
+    /// `slos`: every version satisfies every SLO, relative SLO and regression limit (true
+    /// when none was given; false while SLOs were given but not assessed yet).
     pub fn slos_satisfied(&self) -> bool {
         let Some(insights) = &self.insights else {
             return true;
         };
+        if let Some(r) = &insights.relative_slos {
+            if !all_satisfied(&r.checks) {
+                return false;
+            }
+        }
+        if let Some(r) = &insights.regression {
+            if !all_satisfied(&r.checks) {
+                return false;
+            }
+        }
         let Some(slos) = &insights.slos else {
             return true;
         };
@@ -105,6 +116,23 @@ impl ExperimentResult {
                 .iter()
                 .chain(sat.lower.iter())
                 .all(|per_version| per_version.iter().all(|ok| *ok))
+    }
+
+    /// `comparisons`: `assess.compare` ran and no version is significantly worse than the
+    /// baseline, every comparison with enough data.
+    pub fn comparisons_ok(&self) -> bool {
+        self.insights
+            .as_ref()
+            .and_then(|i| i.comparisons.as_ref())
+            .is_some_and(|c| c.no_degradation())
+    }
+
+    /// `winner`: `assess.compare` ran and every compared metric has a significant winner.
+    pub fn has_winners(&self) -> bool {
+        self.insights
+            .as_ref()
+            .and_then(|i| i.comparisons.as_ref())
+            .is_some_and(|c| c.all_have_winners())
     }
 
     /// The insights, created empty on first use.
@@ -303,6 +331,19 @@ pub struct Insights {
     pub rewards: Option<Rewards>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward_winners: Option<RewardWinners>,
+    /// Limits relative to a baseline version, evaluated (`assess.relativeSLOs`).
+    #[serde(
+        default,
+        rename = "relativeSLOs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub relative_slos: Option<RelativeSlos>,
+    /// Limits relative to the previous loop, evaluated (`assess.regression`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Regression>,
+    /// Statistical comparison of versions with the baseline (`assess.compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparisons: Option<Comparisons>,
 }
 
 impl Insights {
@@ -377,6 +418,14 @@ impl Insights {
             .get(&name)?
             .last()
             .copied()
+    }
+
+    /// The value of a metric before the latest one: the previous loop's when the metric
+    /// is recorded every loop (None before the second value).
+    pub fn previous(&self, version: usize, name: &str) -> Option<f64> {
+        let name = normalize_metric_name(name);
+        let values = self.non_histogram_metric_values.get(version)?.get(&name)?;
+        values.len().checked_sub(2).map(|i| values[i])
     }
 
     /// Whether any version has (or had) this metric, or it is described.

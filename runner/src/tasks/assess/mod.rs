@@ -4,6 +4,14 @@
 //! Inputs as in Iter8 v0.15: `SLOs: {upper: [{metric, limit}], lower: [...]}` (Iter8 also
 //! accepted `Upper` / `Lower`), plus the chart's map form `upper: {http/latency-mean: 50}`;
 //! `rewards: {max: [metric], min: [metric]}`.
+//!
+//! Beyond Iter8: `baseline` (the version others are measured against), `relativeSLOs`
+//! (limits in percent of the baseline's value, [`relative`]), `regression` (limits in
+//! percent of the previous loop's value) and `compare` (statistical comparison with the
+//! baseline, [`compare`]).
+
+pub mod compare;
+pub mod relative;
 
 use std::fmt;
 
@@ -11,8 +19,11 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use self::compare::CompareSpec;
+use self::relative::RelativeLimits;
 use super::{TaskContext, TaskError};
 use crate::model::metrics::normalize_metric_name;
+use crate::model::verdicts::{Regression, RelativeSlos};
 use crate::model::{Insights, RewardWinners, Rewards, Slo, Slos, SlosSatisfied};
 
 /// Inputs of the `assess` task.
@@ -30,6 +41,60 @@ pub struct AssessTask {
     /// Reward metrics: the version with the best value wins (A/B/n).
     #[serde(alias = "Rewards", default, skip_serializing_if = "Option::is_none")]
     pub rewards: Option<RewardSpec>,
+    /// The version `relativeSLOs` and `compare` measure the others against: its name (e.g.
+    /// `v1`) or index (0 is the first). Default: the first version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<VersionRef>,
+    /// Limits relative to the baseline version, in percent of its value: `upper:
+    /// {http/latency-p99: 10}` holds when a version's p99 is at most 10% above the
+    /// baseline's; `lower` when at most that much below.
+    #[serde(
+        rename = "relativeSLOs",
+        alias = "relativeSlos",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub relative_slos: Option<RelativeLimits>,
+    /// Limits relative to the previous loop (CronJob experiments), in percent of each
+    /// version's previous value: `upper: {http/latency-mean: 20}` fails when the mean rose
+    /// more than 20% since the last loop. Holds in the first loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RelativeLimits>,
+    /// Statistical comparison of every version with the baseline: latency histograms
+    /// (Mann-Whitney U) and error rates (two-proportion z-test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareSpec>,
+}
+
+/// A version by name or index.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum VersionRef {
+    Index(usize),
+    Name(String),
+}
+
+impl VersionRef {
+    /// The version's index in `insights`, or why there is no such version.
+    pub fn resolve(&self, insights: &Insights) -> Result<usize, String> {
+        let n = insights.num_versions.max(1);
+        let found = match self {
+            VersionRef::Index(i) => (*i < n).then_some(*i),
+            VersionRef::Name(name) => insights.version_names.iter().position(|v| v == name),
+        };
+        found.ok_or_else(|| {
+            let names: Vec<String> = (0..n).map(|v| compare::version_name(insights, v)).collect();
+            let what = match self {
+                VersionRef::Index(i) => format!("index {i}"),
+                VersionRef::Name(name) => format!("{name:?}"),
+            };
+            format!(
+                "baseline {what} is not a version of this experiment; its versions are {} \
+                 (give a name or an index from 0)",
+                names.join(", ")
+            )
+        })
+    }
 }
 
 /// Upper and lower limits on metrics.
@@ -186,6 +251,17 @@ impl AssessTask {
                 }
             }
         }
+        if let Some(r) = &self.relative_slos {
+            out.extend(r.fields("relativeSLOs"));
+        }
+        if let Some(r) = &self.regression {
+            out.extend(r.fields("regression"));
+        }
+        if let Some(c) = &self.compare {
+            for (i, m) in c.metrics.iter().enumerate() {
+                out.push((format!("compare.metrics[{i}]"), m.clone()));
+            }
+        }
         out
     }
 
@@ -216,7 +292,17 @@ impl AssessTask {
                 }
             }
         }
-        Ok(())
+        let checks = [
+            self.relative_slos
+                .as_ref()
+                .map(|r| r.validate("relativeSLOs")),
+            self.regression.as_ref().map(|r| r.validate("regression")),
+            self.compare.as_ref().map(|c| c.validate()),
+        ];
+        match checks.into_iter().flatten().find_map(Result::err) {
+            Some((field, message)) => Err(TaskError::invalid(field, message)),
+            None => Ok(()),
+        }
     }
 
     /// Pre-run check: every metric must come from an earlier task (`prefixes`: the metric
@@ -245,6 +331,30 @@ impl AssessTask {
 
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
         assess(ctx.insights, &self.slos(), &self.rewards());
+        self.assess_relative(ctx.insights)
+    }
+
+    /// Write `relativeSLOs`, `regression` and `comparisons` into `insights`. Fails when the
+    /// baseline names no version.
+    pub fn assess_relative(&self, insights: &mut Insights) -> Result<(), TaskError> {
+        let baseline = match &self.baseline {
+            Some(b) if self.relative_slos.is_some() || self.compare.is_some() => b
+                .resolve(insights)
+                .map_err(|m| TaskError::invalid("with.baseline", m))?,
+            _ => 0,
+        };
+        insights.relative_slos = self.relative_slos.as_ref().map(|l| RelativeSlos {
+            baseline,
+            baseline_name: compare::version_name(insights, baseline),
+            checks: relative::against_baseline(insights, baseline, l),
+        });
+        insights.regression = self.regression.as_ref().map(|l| Regression {
+            checks: relative::against_previous_loop(insights, l),
+        });
+        insights.comparisons = self
+            .compare
+            .as_ref()
+            .map(|c| compare::compare(insights, baseline, c));
         Ok(())
     }
 }
