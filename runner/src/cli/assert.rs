@@ -8,14 +8,16 @@ use clap::Args;
 use super::{read_required, CliError, ResultReader, SourceArgs, EXIT_FALSE, EXIT_OK, EXIT_TIMEOUT};
 use crate::model::duration::parse_duration;
 use crate::model::ExperimentResult;
-use crate::report::view;
+use crate::report::{self, view};
 
 #[derive(Args, Debug, Clone)]
 pub struct AssertArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Conditions that must hold: completed, nofailure, slos (repeat -c or separate with
-    /// commas).
+    /// Conditions that must hold: completed, nofailure, slos (absolute and relative SLOs),
+    /// comparisons (no version significantly worse than the baseline, enough data for
+    /// every comparison), winner (every compared metric has a significant winner); repeat
+    /// -c or separate with commas.
     #[arg(
         short = 'c',
         long = "condition",
@@ -41,10 +43,15 @@ pub enum Condition {
     Completed,
     NoFailure,
     Slos,
+    /// `assess.compare`: no version is significantly worse than the baseline and every
+    /// comparison had enough data.
+    Comparisons,
+    /// `assess.compare`: every compared metric has a significant winner.
+    Winner,
 }
 
 /// The condition names `assert -c` accepts.
-pub const VALID_CONDITIONS: &str = "completed, nofailure, slos";
+pub const VALID_CONDITIONS: &str = "completed, nofailure, slos, comparisons, winner";
 
 impl Condition {
     pub fn name(self) -> &'static str {
@@ -52,6 +59,8 @@ impl Condition {
             Condition::Completed => "completed",
             Condition::NoFailure => "nofailure",
             Condition::Slos => "slos",
+            Condition::Comparisons => "comparisons",
+            Condition::Winner => "winner",
         }
     }
 
@@ -68,6 +77,8 @@ impl Condition {
                     "completed" => Condition::Completed,
                     "nofailure" | "no-failure" => Condition::NoFailure,
                     "slos" => Condition::Slos,
+                    "comparisons" | "comparison" => Condition::Comparisons,
+                    "winner" => Condition::Winner,
                     _ => {
                         return Err(CliError::Usage(format!(
                             "unknown condition {part:?}: valid conditions are {VALID_CONDITIONS}"
@@ -93,6 +104,8 @@ impl Condition {
             Condition::Completed => result.completed(),
             Condition::NoFailure => result.no_failure(),
             Condition::Slos => result.slos_satisfied(),
+            Condition::Comparisons => result.comparisons_ok(),
+            Condition::Winner => result.has_winners(),
         }
     }
 
@@ -133,10 +146,35 @@ impl Condition {
                         }
                     })
                     .collect();
+                if let Some(i) = &result.insights {
+                    let (baseline, regression) = report::verdicts::relative_rows(i);
+                    lines.extend(
+                        baseline
+                            .iter()
+                            .chain(regression.iter())
+                            .filter(|r| !r.satisfied)
+                            .map(|r| r.explain()),
+                    );
+                }
                 if lines.is_empty() {
                     lines.push("the SLOs were not assessed yet".to_string());
                 }
                 lines
+            }
+            Condition::Comparisons | Condition::Winner => {
+                let Some(i) = &result.insights else {
+                    return vec!["no insights yet: no task has recorded a metric".to_string()];
+                };
+                let lines = if self == Condition::Comparisons {
+                    report::verdicts::explain_degradation(i)
+                } else {
+                    report::verdicts::explain_no_winner(i)
+                };
+                if lines.is_empty() {
+                    vec!["the comparisons were not assessed yet".to_string()]
+                } else {
+                    lines
+                }
             }
         }
     }

@@ -176,7 +176,23 @@ fn verdict(h: &mut String, result: &ExperimentResult) {
         Some(!result.failure),
     );
     let slo_rows = view::slo_rows(result);
-    if slo_rows.is_empty() {
+    let relative_given = result
+        .insights
+        .as_ref()
+        .is_some_and(|i| i.relative_slos.is_some() || i.regression.is_some());
+    if slo_rows.is_empty() && relative_given {
+        let ok = result.slos_satisfied();
+        card(
+            h,
+            "SLOs",
+            if ok {
+                "relative limits hold"
+            } else {
+                "relative limits violated"
+            },
+            Some(ok),
+        );
+    } else if slo_rows.is_empty() {
         card(h, "SLOs", "none given", None);
     } else {
         let bad = slo_rows.iter().filter(|r| !r.satisfied).count();
@@ -269,6 +285,9 @@ fn verdict(h: &mut String, result: &ExperimentResult) {
             );
         }
         h.push_str("</tbody></table>\n");
+    }
+    if let Some(i) = &result.insights {
+        super::html_verdicts::sections(h, i);
     }
     h.push_str("</section>\n");
 }

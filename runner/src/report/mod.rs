@@ -10,7 +10,9 @@
 //! text and HTML agree on every number.
 
 pub mod html;
+mod html_verdicts;
 pub mod text;
+pub mod verdicts;
 pub mod view;
 
 use crate::model::ExperimentResult;

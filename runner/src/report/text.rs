@@ -5,8 +5,9 @@
 
 use std::fmt::Write as _;
 
+use super::verdicts::{self, fmt_effect, fmt_p, fmt_test, verdict_ok, RelativeRow};
 use super::view::{self, fmt_num, fmt_with_units, MetricValue};
-use crate::model::ExperimentResult;
+use crate::model::{ExperimentResult, Insights};
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
@@ -117,7 +118,9 @@ pub fn render(result: &ExperimentResult, color: bool) -> String {
         return out;
     };
     slos(&mut out, result, color);
+    relative(&mut out, insights, color);
     winners(&mut out, result, color);
+    comparisons(&mut out, insights, color);
     metrics(&mut out, insights, color);
     latencies(&mut out, insights, color);
     unavailable(&mut out, insights, color);
@@ -154,8 +157,15 @@ fn summary(out: &mut String, result: &ExperimentResult, color: bool) {
         ),
         (true, None) => paint(false, "yes (no task recorded as failed)".to_string()),
     };
-    let slos = match result.insights.as_ref().and_then(|i| i.slos.as_ref()) {
-        Some(s) if !s.upper.is_empty() || !s.lower.is_empty() => {
+    let any_slo = result.insights.as_ref().is_some_and(|i| {
+        i.slos
+            .as_ref()
+            .is_some_and(|s| !s.upper.is_empty() || !s.lower.is_empty())
+            || i.relative_slos.is_some()
+            || i.regression.is_some()
+    });
+    let slos = match any_slo {
+        true => {
             let ok = result.slos_satisfied();
             paint(
                 ok,
@@ -246,6 +256,112 @@ fn slos(out: &mut String, result: &ExperimentResult, color: bool) {
         ]);
     }
     t.render(out, color);
+}
+
+fn relative_table(out: &mut String, rows: &[RelativeRow], color: bool) {
+    let mut t = Table::new(
+        &["version", "metric", "limit", "reference", "value", "status"],
+        &[false, false, false, true, true, false],
+    );
+    for row in rows {
+        let limit = match row.limit {
+            Some(_) => format!("{} = {}", row.rule(), row.show(row.limit)),
+            None => row.rule(),
+        };
+        t.row(vec![
+            l(row.version_name.clone()),
+            l(row.metric.clone()),
+            l(limit),
+            r(row.show(row.reference)),
+            r(row.show(row.value)),
+            (
+                row.status(),
+                if row.satisfied {
+                    Style::Good
+                } else {
+                    Style::Bad
+                },
+            ),
+        ]);
+    }
+    t.render(out, color);
+}
+
+fn relative(out: &mut String, insights: &Insights, color: bool) {
+    let (baseline, regression) = verdicts::relative_rows(insights);
+    if let Some(r) = &insights.relative_slos {
+        heading(
+            out,
+            &format!("Relative SLOs (against baseline {})", r.baseline_name),
+            color,
+        );
+        relative_table(out, &baseline, color);
+    }
+    if insights.regression.is_some() {
+        heading(out, "Regression (against the previous loop)", color);
+        relative_table(out, &regression, color);
+    }
+}
+
+fn comparisons(out: &mut String, insights: &Insights, color: bool) {
+    let Some(cmp) = &insights.comparisons else {
+        return;
+    };
+    heading(
+        out,
+        &format!(
+            "Comparisons with baseline {} (alpha {}, {}% intervals, minSamples {})",
+            cmp.baseline_name,
+            fmt_num(cmp.alpha),
+            fmt_num((1.0 - cmp.alpha) * 100.0),
+            cmp.min_samples
+        ),
+        color,
+    );
+    let mut t = Table::new(
+        &[
+            "metric",
+            "version",
+            "verdict",
+            "effect [interval]",
+            "p-value",
+            "n (baseline, version)",
+            "test",
+        ],
+        &[false, false, false, false, true, true, false],
+    );
+    for m in &cmp.metrics {
+        for c in &m.versions {
+            let style = match verdict_ok(c.verdict) {
+                Some(true) => Style::Good,
+                Some(false) => Style::Bad,
+                None => Style::Left,
+            };
+            t.row(vec![
+                l(m.metric.clone()),
+                l(c.version_name.clone()),
+                (c.verdict.as_str().to_string(), style),
+                l(fmt_effect(insights, m, c)),
+                r(c.p_value.map(fmt_p).unwrap_or_else(|| "-".into())),
+                r(format!("{}, {}", c.baseline_samples, c.samples)),
+                l(match &c.note {
+                    Some(n) => n.clone(),
+                    None => fmt_test(m, c),
+                }),
+            ]);
+        }
+    }
+    t.render(out, color);
+    for m in &cmp.metrics {
+        let _ = writeln!(
+            out,
+            "  winner on {}: {}",
+            m.metric,
+            m.winner_name
+                .as_deref()
+                .unwrap_or("none (no significant difference decides it)")
+        );
+    }
 }
 
 fn winners(out: &mut String, result: &ExperimentResult, color: bool) {
