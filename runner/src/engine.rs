@@ -87,6 +87,10 @@ pub struct EngineOptions {
     /// Becomes `true` when the run must stop (SIGINT / SIGTERM): the running task is
     /// abandoned and the result records the interruption as its failure.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Push the verdict metrics to this Pushgateway at the end of the loop. An empty
+    /// namespace / release is taken from the experiment's `metadata` (else `default` /
+    /// `local`). A failed push is logged; it does not fail the experiment.
+    pub pushgateway: Option<crate::prometheus::PushTarget>,
 }
 
 /// The failure message of an interrupted task.
@@ -339,6 +343,9 @@ pub async fn run_plan<S: Store>(
                 break;
             }
         }
+    }
+    if let Some(target) = &options.pushgateway {
+        crate::prometheus::push_loop(target, &plan.experiment.metadata, &result).await;
     }
     Ok(Outcome { result })
 }

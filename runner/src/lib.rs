@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod k8s;
 pub mod load;
 pub mod model;
+pub mod prometheus;
 pub mod report;
 pub mod stats;
 pub mod store;

@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use iter8::model::{Insights, MetricType};
 use iter8::tasks::custommetrics::CustomMetricsTask;
 use iter8::tasks::{Progress, TaskContext, TaskError};
+use support::prometheus::{Prometheus, ScrapeJob};
 use support::{closed_port, Seen, TestServer};
 
 async fn run_task(
@@ -80,69 +79,18 @@ istio_request_duration_milliseconds_sum{reporter="destination",destination_workl
 istio_request_duration_milliseconds_count{reporter="destination",destination_workload="web-v1"} 400
 "#;
 
-/// Kills the Prometheus child on drop (also when an assertion fails).
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A real Prometheus scraping `target`, once the target's data is queryable.
 async fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
-    let bin = "/usr/bin/prometheus";
-    assert!(
-        std::path::Path::new(bin).exists(),
-        "{bin} missing: run scripts/setup-test-env (installs the Debian package prometheus)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: target\n  static_configs:\n  - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = closed_port();
-    let data = dir.path().join("data");
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start prometheus");
-    let prom = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    // Wait (bounded) until the target's data is queryable.
-    let query = format!(
-        "{}/api/v1/query?query=sum(http_requests_total%7Bapp%3D%22web%22%7D)",
-        prom.url
-    );
-    for _ in 0..120 {
-        if let Ok(r) =
-            iter8::tasks::httpcall::send("GET", &query, &[], None, Duration::from_secs(2)).await
-        {
-            let body = String::from_utf8_lossy(&r.body).to_string();
-            if r.status == 200 && body.contains("\"3000\"") {
-                return prom;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let log = std::fs::read_to_string(prom._dir.path().join("prometheus.log")).unwrap_or_default();
-    panic!("Prometheus did not serve the target's data within 60s; its log:\n{log}");
+    let prom = Prometheus::start(&[ScrapeJob {
+        name: "target",
+        target,
+        honor_labels: false,
+    }]);
+    prom.wait_for("sum(http_requests_total{app=\"web\"})", |body| {
+        body.contains("\"3000\"")
+    })
+    .await;
+    prom
 }
 
 #[tokio::test]

@@ -103,6 +103,48 @@ def test_fractional_numbers_from_set_become_numbers():
     assert spec[1]["with"]["SLOs"]["lower"] == [{"metric": "http/request-count", "limit": 0.5}]
 
 
+def test_relative_slos_regression_and_compare_from_set():
+    objs = render(
+        set_values(
+            "tasks={http,assess}",
+            "http.url=http://x/",
+            "assess.baseline=v1",
+            "assess.relativeSLOs.upper.http/latency-p99=10",
+            "assess.relativeSLOs.lower.http/request-count=2.5",
+            "assess.regression.upper.http/latency-mean=20",
+            "assess.compare.metrics={http/latency,http/error-rate}",
+            "assess.compare.alpha=0.01",
+            "assess.compare.minSamples=50",
+        )
+    )
+    assess = experiment(objs)["spec"][1]
+    assert assess == {
+        "task": "assess",
+        "with": {
+            "baseline": "v1",
+            "relativeSLOs": {"upper": {"http/latency-p99": 10}, "lower": {"http/request-count": 2.5}},
+            "regression": {"upper": {"http/latency-mean": 20}},
+            "compare": {"metrics": ["http/latency", "http/error-rate"], "alpha": 0.01, "minSamples": 50},
+        },
+    }
+    # --set-string gives strings: they become numbers; an index names the baseline too.
+    objs = render(
+        set_values("tasks={http,assess}", "http.url=http://x/", "assess.baseline=0")
+        | {"assess": {"baseline": 0, "regression": {"upper": {"http/latency-mean": "12.5"}}}}
+    )
+    assert experiment(objs)["spec"][1]["with"] == {"baseline": 0, "regression": {"upper": {"http/latency-mean": 12.5}}}
+
+
+def test_pushgateway_url_reaches_the_runner_env():
+    def env(objs):
+        c = one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in c["env"]}
+
+    assert "ITER8_PUSHGATEWAY_URL" not in env(render(HTTP))
+    objs = render({**HTTP, "metrics": {"pushgateway": {"url": "http://pushgateway.monitoring:9091"}}})
+    assert env(objs)["ITER8_PUSHGATEWAY_URL"] == "http://pushgateway.monitoring:9091"
+
+
 def test_ready_shortcuts_for_knative_and_kserve():
     objs = render(set_values("tasks={ready}", "ready.ksvc=hello", "ready.isvc=model", "ready.namespace=ml"))
     withs = [t["with"] for t in experiment(objs)["spec"]]
@@ -249,6 +291,7 @@ def test_http_endpoints_pass_through():
         ({"tasks": ["ready"], "ready": {"resource": "configmaps", "name": "x"}}, "ready.version: missing"),
         ({"tasks": ["assess"]}, "assess: nothing to assess; tasks includes assess, so set SLOs"),
         ({"tasks": ["assess"], "assess": {"SLOs": {"upper": {"http/latency-mean": "1.2.3"}}}}, None),
+        ({"tasks": ["assess"], "assess": {"regression": {"upper": {"http/latency-mean": "1.2.3"}}}}, None),
         ({"tasks": ["custommetrics"]}, "custommetrics.templates: missing"),
         ({"tasks": ["notify"]}, "notify.url: missing"),
         ({"tasks": ["slack"]}, "slack.url: missing"),
@@ -267,7 +310,7 @@ def test_http_endpoints_pass_through():
 def test_fail_messages(values, message):
     err = render_error(values)
     if message is None:  # rejected by the schema: the message names the value
-        assert "/assess/SLOs/upper/http~1latency-mean" in err or "http/latency-mean" in err, err
+        assert "upper/http~1latency-mean" in err or "http/latency-mean" in err, err
     else:
         assert message in err, err
 
@@ -306,6 +349,12 @@ def test_fail_messages(values, message):
         ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "/s", "readOnly": False}]}, "additional properties 'readOnly' not allowed"),
         ({**HTTP, "secretEnv": [{"name": "T", "secretName": "s"}]}, "/secretEnv/0"),
         ({**HTTP, "secretEnv": [{"name": "BAD-NAME", "secretName": "s", "key": "k"}]}, "/secretEnv/0/name"),
+        ({**HTTP, "assess": {"relativeSLOs": {"upper": {"http/latency-p99": -5}}}}, "/assess/relativeSLOs/upper"),
+        ({**HTTP, "assess": {"regression": {"uper": {}}}}, "additional properties 'uper' not allowed"),
+        ({**HTTP, "assess": {"compare": {"metrics": ["http/latency-p99"]}}}, "/assess/compare/metrics/0"),
+        ({**HTTP, "assess": {"compare": {"alpha": 0.05}}}, "/assess/compare"),
+        ({**HTTP, "assess": {"baseline": -1}}, "/assess/baseline"),
+        ({**HTTP, "metrics": {"pushgateway": {"url": "pushgateway:9091"}}}, "/metrics/pushgateway/url"),
     ],
 )
 def test_schema_rejects_unknown_keys_and_mistyped_values(values, path):

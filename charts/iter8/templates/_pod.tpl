@@ -37,6 +37,10 @@ spec:
           value: {{ .Release.Revision | quote }}
         - name: RUST_LOG
           value: {{ .Values.logLevel | quote }}
+        {{- with ((.Values.metrics).pushgateway).url }}
+        - name: ITER8_PUSHGATEWAY_URL
+          value: {{ . | quote }}
+        {{- end }}
         {{- range .Values.secretEnv }}
         - name: {{ .name | quote }}
           valueFrom:

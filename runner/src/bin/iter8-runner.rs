@@ -64,6 +64,24 @@ struct Opts {
     /// Kubeconfig context in cluster mode (default: the current context).
     #[arg(long, visible_alias = "kube-context")]
     context: Option<String>,
+    /// Push the verdict metrics to this Prometheus Pushgateway at the end of the loop
+    /// (group job=iter8, namespace, release; e.g. http://pushgateway.monitoring:9091). The
+    /// chart sets it from metrics.pushgateway.url. A failed push is logged, not fatal.
+    #[arg(long, env = "ITER8_PUSHGATEWAY_URL", value_name = "URL")]
+    pushgateway: Option<String>,
+}
+
+impl Opts {
+    /// The Pushgateway target: namespace and release of the experiment (empty: from the
+    /// experiment's metadata).
+    fn push_target(&self) -> Option<iter8::prometheus::PushTarget> {
+        let url = self.pushgateway.as_deref().filter(|u| !u.is_empty())?;
+        Some(iter8::prometheus::PushTarget {
+            url: url.to_string(),
+            namespace: self.namespace.clone().unwrap_or_default(),
+            release: self.release.clone().unwrap_or_default(),
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -90,6 +108,7 @@ fn main() -> ExitCode {
             namespace: opts.namespace.clone(),
             kube: None,
             stop: Some(stop_on_signals()),
+            pushgateway: opts.push_target(),
         };
         execute(
             &store,
@@ -132,6 +151,7 @@ async fn run_in_cluster(
         namespace: Some(namespace.to_string()),
         kube: Some(client),
         stop: Some(stop_on_signals()),
+        pushgateway: opts.push_target(),
     };
     let destination = format!("secret {namespace}/{release} (key {RESULT_KEY})");
     execute(&store, &options, show_progress, opts.quiet, &destination).await

@@ -2,6 +2,8 @@
 //! a task context.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
