@@ -1,0 +1,200 @@
+//! The kubelet's log endpoint over TLS: `GET /containerLogs/{ns}/{pod}/{container}`, only
+//! for clients whose certificate the `--client-ca` signed (the API server's kubelet client
+//! certificate), so `kubectl logs` reaches it through the real API server.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::SinkExt;
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::logs::{self, LogOptions};
+use super::NodeAgentError;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Reads PEM certificates.
+pub fn read_certs(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, NodeAgentError> {
+    let pem = std::fs::read(path).map_err(|e| NodeAgentError::io(path, e))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NodeAgentError::io(path, e))?;
+    if certs.is_empty() {
+        return Err(NodeAgentError::Tls(format!(
+            "{}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The TLS configuration: our serving certificate, clients verified against `client_ca`.
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<Arc<rustls::ServerConfig>, NodeAgentError> {
+    let certs = read_certs(cert)?;
+    let key_pem = std::fs::read(key).map_err(|e| NodeAgentError::io(key, e))?;
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| NodeAgentError::io(key, e))?
+        .ok_or_else(|| {
+            NodeAgentError::Tls(format!("{}: no PEM private key in it", key.display()))
+        })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_certs(client_ca)? {
+        roots
+            .add(c)
+            .map_err(|e| NodeAgentError::Tls(format!("{}: {e}", client_ca.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| NodeAgentError::Tls(format!("client CA: {e}")))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NodeAgentError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key_der)
+        .map_err(|e| NodeAgentError::Tls(format!("{}: {e}", cert.display())))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serves the log endpoint on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state_dir: PathBuf) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let state_dir = state_dir.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return; // no or an untrusted client certificate
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                let state_dir = state_dir.clone();
+                async move { Ok::<_, Infallible>(handle(req, &state_dir).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(msg.into())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The directory of pod `ns/pod` under `state_dir` (any uid), if the agent runs it.
+fn find_pod_dir(state_dir: &Path, ns: &str, pod: &str) -> Option<PathBuf> {
+    let prefix = format!("{ns}_{pod}_");
+    std::fs::read_dir(state_dir.join("pods"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
+async fn handle<B>(req: Request<B>, state_dir: &Path) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return text(StatusCode::OK, "ok");
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["containerLogs", ns, pod, container] = parts.as_slice() else {
+        return text(StatusCode::NOT_FOUND, format!("{path}: not served by this node agent (GET /containerLogs/NAMESPACE/POD/CONTAINER is)"));
+    };
+    if req.method() != http::Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET");
+    }
+    let opts = match LogOptions::from_query(req.uri().query().unwrap_or("")) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let Some(dir) = find_pod_dir(state_dir, ns, pod) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("pod \"{ns}/{pod}\" is not on this node"),
+        );
+    };
+    let file = match logs::select_log(&dir, container, opts.previous) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(8);
+    tokio::spawn(stream_log(file, opts, tx));
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(rx)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// Sends a log file's records (then, with `follow`, new ones until the run ends).
+async fn stream_log(
+    file: PathBuf,
+    opts: LogOptions,
+    mut tx: mpsc::Sender<Result<Frame<Bytes>, Infallible>>,
+) {
+    let mut offset = 0usize;
+    let mut left = opts.limit_bytes.unwrap_or(usize::MAX);
+    let mut first = true;
+    loop {
+        let done = logs::is_done(&file);
+        let bytes = match tokio::fs::read(&file).await {
+            Ok(b) => b,
+            Err(_) => return, // pod deleted
+        };
+        let complete = bytes
+            .get(offset..)
+            .and_then(|b| b.iter().rposition(|c| *c == b'\n'))
+            .map(|i| offset + i + 1)
+            .unwrap_or(offset);
+        let records = logs::parse(&bytes[offset..complete]);
+        offset = complete;
+        let batch = if first {
+            opts.tail(&records)
+        } else {
+            &records[..]
+        };
+        first = false;
+        let mut out = opts.render(batch);
+        if out.len() > left {
+            out.truncate(left);
+        }
+        left -= out.len();
+        if !out.is_empty() && tx.send(Ok(Frame::data(Bytes::from(out)))).await.is_err() {
+            return;
+        }
+        if !opts.follow || left == 0 || (done && records.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
