@@ -1,0 +1,233 @@
+//! Rendering as Go's text/template and Helm's Sprig do.
+
+use super::*;
+use serde_json::json;
+
+fn r(t: &str, d: serde_json::Value) -> Result<String, TemplateError> {
+    render("t", t, &d)
+}
+
+#[test]
+fn sprig_functions_behave_as_in_helm() {
+    let d = json!({"a": "x", "n": 3, "labels": {"app": "web"}, "l": ["p", "q"]});
+    assert_eq!(
+        r(r#"{{ .missing | default "d" }}"#, d.clone()).unwrap(),
+        "d"
+    );
+    assert_eq!(r(r#"{{ .a | default "d" }}"#, d.clone()).unwrap(), "x");
+    assert_eq!(r(r#"{{ .a | quote }}"#, d.clone()).unwrap(), "\"x\"");
+    assert_eq!(r(r#"{{ .a | upper }}"#, d.clone()).unwrap(), "X");
+    assert_eq!(r(r#"{{ join "," .l }}"#, d.clone()).unwrap(), "p,q");
+    assert_eq!(r(r#"{{ add .n 2 }}"#, d.clone()).unwrap(), "5");
+    assert_eq!(r(r#"{{ div 7 2 }}"#, d.clone()).unwrap(), "3");
+    assert_eq!(r(r#"{{ mul .n 1.5 }}"#, d.clone()).unwrap(), "4.5");
+    assert_eq!(r(r#"{{ divf 50 100 }}"#, d.clone()).unwrap(), "0.5");
+    assert_eq!(
+        r(r#"{{ divf 99.9 100 }}"#, d.clone()).unwrap(),
+        "0.9990000000000001"
+    );
+    assert_eq!(r(r#"{{ max .n 10 }}"#, d.clone()).unwrap(), "10");
+    assert_eq!(
+        r(r#"{{ replace "a" "b" "banana" }}"#, d.clone()).unwrap(),
+        "bbnbnb"
+    );
+    assert_eq!(
+        r(r#"{{ toJson .labels }}"#, d.clone()).unwrap(),
+        r#"{"app":"web"}"#
+    );
+    assert_eq!(
+        r(r#"{{ toJson (dict "k" (list 1 "two")) }}"#, d.clone()).unwrap(),
+        r#"{"k":[1,"two"]}"#
+    );
+    assert_eq!(r(r#"{{ "a b" | b64enc }}"#, d.clone()).unwrap(), "YSBi");
+    assert_eq!(
+        r(r#"{{ printf "%d-%s" .n .a }}"#, d.clone()).unwrap(),
+        "3-x"
+    );
+    assert_eq!(
+        r(r#"{{ "a b&c" | urlquery }}"#, d.clone()).unwrap(),
+        "a+b%26c"
+    );
+    assert_eq!(r(r#"{{ kindOf .labels }}"#, d.clone()).unwrap(), "map");
+    assert_eq!(r(r#"{{ float64 "1.5" }}"#, d.clone()).unwrap(), "1.5");
+    assert_eq!(r(r#"{{ int 2.7 }}"#, d.clone()).unwrap(), "2");
+    assert_eq!(r(r#"{{ trim "  z " }}"#, d.clone()).unwrap(), "z");
+    assert_eq!(
+        r(
+            "{{- range $k, $v := .labels }}{{ $k }}={{ $v }}{{ end }}",
+            d.clone()
+        )
+        .unwrap(),
+        "app=web"
+    );
+}
+
+#[test]
+fn iter8_style_templates_with_define_and_fail() {
+    let t = r#"{{- define "labels" }}
+{{- range $key, $val := .labels }}
+{{- if or (eq (kindOf $val) "slice") (eq (kindOf $val) "map") }}
+{{- fail (printf "labels should be primitive but %s is not" $key) }}
+{{- end }}{{ $key }}="{{ $val }}",
+{{- end }}
+{{- end -}}
+q: sum(m{ {{- template "labels" . }}}[{{ .elapsedTimeSeconds }}s])"#;
+    let out = r(
+        t,
+        json!({"labels": {"app": "web"}, "elapsedTimeSeconds": 5}),
+    )
+    .unwrap();
+    assert_eq!(out, "q: sum(m{app=\"web\",}[5s])");
+    let e = r(
+        t,
+        json!({"labels": {"app": ["x"]}, "elapsedTimeSeconds": 5}),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("labels should be primitive but app is not"),
+        "{msg}"
+    );
+    assert!(msg.contains("line 4"), "{msg}");
+}
+
+#[test]
+fn syntax_errors_name_template_and_line() {
+    let e = r("a: 1\nb: {{ .x \n", json!({})).unwrap_err();
+    assert!(
+        matches!(e, TemplateError::Parse { line: Some(2), .. }),
+        "{e}"
+    );
+    let e = r("a: 1\nb: 2\nc: {{ nosuchfn .x }}\n", json!({})).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("\"t\" line 3"), "{msg}");
+    assert!(msg.contains("nosuchfn"), "{msg}");
+}
+
+#[test]
+fn missing_value_is_an_error_with_its_line() {
+    let e = r("a: 1\nb: {{ .x }}\n", json!({"y": 1})).unwrap_err();
+    assert_eq!(
+        e,
+        TemplateError::MissingValue {
+            name: "t".into(),
+            line: Some(2),
+            snippet: "b: <no value>".into()
+        }
+    );
+    let e = r(
+        "a: 1\n\nq: {{ required \"set labels\" .labels }}\n",
+        json!({}),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("line 3") && msg.contains("set labels"),
+        "{msg}"
+    );
+}
+
+/// A provider template in the shape of Iter8 v0.14's Istio template (the one the v0.15
+/// custom-metrics tutorials fetch; written here from the structure of iter8-tools/iter8
+/// `testdata/custommetrics/istio-prom.tpl`): a `define`d label block ranging over
+/// `.labels` with `kindOf` / `fail` / `printf`, a defaulted URL, and one metric per
+/// `.latencyPercentiles` entry using `$`.
+const ISTIO_SHAPE: &str = r#"# Iter8 substitutes the placeholders (labels, latencyPercentiles: optional)
+{{- define "labels"}}
+{{- range $key, $val := .labels }}
+{{- if or (eq (kindOf $val) "slice") (eq (kindOf $val) "map")}}
+{{- fail (printf "labels should be a primitive types but received: %s" $key) }}
+{{- end }}
+        {{ $key }}="{{ $val }}",
+{{- end }}
+{{- end}}
+
+url: {{ .istioPromURL | default "http://prometheus.istio-system:9090/api/v1/query" }}
+metrics:
+- name: request-count
+  params:
+  - name: query
+    value: |
+      sum(last_over_time(istio_requests_total{
+        {{- template "labels" . }}
+      }[{{ .elapsedTimeSeconds }}s])) or on() vector(0)
+{{- range $i, $p := .latencyPercentiles }}
+- name: latency-p{{ $p }}
+  params:
+  - name: query
+    value: |
+      histogram_quantile(0.{{ $p }}, sum(rate(istio_request_duration_milliseconds_bucket{
+        {{- template "labels" $ }}
+      }[{{ $.elapsedTimeSeconds }}s])) by (le))
+{{- end }}"#;
+
+#[test]
+fn range_over_missing_values_runs_zero_times_as_in_go() {
+    // Neither labels nor latencyPercentiles: Go ranges zero times (gtmpl alone refused).
+    let out = r(ISTIO_SHAPE, json!({"elapsedTimeSeconds": 30})).unwrap();
+    assert!(
+        out.contains("url: http://prometheus.istio-system:9090/api/v1/query\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sum(last_over_time(istio_requests_total{\n      }[30s]))"),
+        "{out}"
+    );
+    assert!(!out.contains("latency-p"), "{out}");
+    assert!(!out.contains('\u{E000}'), "markers removed: {out:?}");
+    // With both: a label line per label, a metric per percentile.
+    let out = r(
+        ISTIO_SHAPE,
+        json!({"elapsedTimeSeconds": 30, "labels": {"destination_workload": "web-v1"},
+               "latencyPercentiles": [50, 95]}),
+    )
+    .unwrap();
+    assert_eq!(out.matches("destination_workload=\"web-v1\",").count(), 3);
+    assert!(out.contains("- name: latency-p95"), "{out}");
+    assert!(out.contains("histogram_quantile(0.95,"), "{out}");
+    // else runs when a range over a missing value is empty; with and if skip it.
+    assert_eq!(
+        r(
+            "{{ range .none }}x{{ else }}empty{{ end }}|{{ with .none }}w{{ end }}|{{ if .none }}i{{ end }}",
+            json!({})
+        )
+        .unwrap(),
+        "empty||"
+    );
+}
+
+#[test]
+fn errors_name_the_line_of_the_action_that_failed() {
+    // The failing `fail` is inside the define (line 5), reached through `template`.
+    let e = r(
+        ISTIO_SHAPE,
+        json!({"elapsedTimeSeconds": 30, "labels": {"app": ["a", "b"]}}),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("line 5"), "{msg}");
+    assert!(msg.contains("received: app"), "{msg}");
+    // The word of the message (div) appears on an earlier action: the failing one is line 3.
+    let e = r(
+        "{{- $divisor := .d }}\nratio:\nq: {{ div 10 $divisor }}\n",
+        json!({"d": 0}),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("line 3"), "{e}");
+    // A missing value printed on line 2; the same name is present under `with` on line 1.
+    let e = r(
+        "{{ with .inner }}x: {{ .name }}{{ end }}\ny: {{ .name }}\n",
+        json!({"inner": {"name": "n"}}),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, TemplateError::MissingValue { line: Some(2), snippet, .. } if snippet == "y: <no value>"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn instrumenting_keeps_whitespace_trimming_and_strings() {
+    let t = "a:  {{- \"}}\" -}}  b {{ `{{x}}` }}\n{{/* c {{ */}}{{- range $k := .l -}} {{ $k }} {{- end }}";
+    assert_eq!(r(t, json!({"l": [1, 2]})).unwrap(), "a:}}b {{x}}\n12");
+}
