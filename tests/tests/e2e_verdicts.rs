@@ -1,0 +1,200 @@
+//! End to end on the test cluster: a CronJob experiment installed with the chart whose
+//! `assess.regression` limit catches a loop that got slower than the previous one, with
+//! the verdict metrics pushed by the runner pod to a real Pushgateway (Debian
+//! `prometheus-pushgateway`) through the chart's `metrics.pushgateway.url`.
+//!
+//! The binaries come from the same target directory as this test (`cargo test --workspace`
+//! builds them; alone: `cargo build -p iter8 --bins` first).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bin, helm, iter8, iter8_assert, repo_root};
+use iter8_tests::cluster::{ImageMapping, ImageTarget, TestCluster, TestClusterOptions};
+use serde_json::Value;
+
+const NS: &str = "default";
+const JOB_WAIT: Duration = Duration::from_secs(120);
+
+/// A load target on 127.0.0.1 answering after `delay` milliseconds.
+async fn slow_target(delay: Arc<AtomicU64>) -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let delay = delay.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let ms = delay.load(Ordering::Relaxed);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A Pushgateway on a free port, killed on drop.
+struct Pushgateway(Child, String);
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn pushgateway() -> Pushgateway {
+    let bin = "/usr/bin/prometheus-pushgateway";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} missing: run scripts/setup-test-env (Debian package prometheus-pushgateway)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(bin)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus-pushgateway");
+    let pg = Pushgateway(child, format!("http://127.0.0.1:{port}"));
+    for _ in 0..60 {
+        if metrics_page(&pg).await.is_some() {
+            return pg;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the Pushgateway did not start within 30s");
+}
+
+async fn metrics_page(pg: &Pushgateway) -> Option<String> {
+    let r = iter8::tasks::httpcall::send(
+        "GET",
+        &format!("{}/metrics", pg.1),
+        &[],
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .ok()?;
+    (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
+}
+
+async fn report_json(tc: &TestCluster, release: &str) -> Value {
+    let r = iter8(
+        tc,
+        &["report", "--release", release, "-n", NS, "-o", "json"],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r}");
+    serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("report json: {e}\n{r}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
+    let tc = TestCluster::start_with(TestClusterOptions {
+        image_map: vec![ImageMapping {
+            pattern: "iter8-runner".into(),
+            target: ImageTarget::Binary(bin("iter8-runner")),
+        }],
+        ..Default::default()
+    })
+    .await
+    .expect("test cluster");
+    let delay = Arc::new(AtomicU64::new(10));
+    let addr = slow_target(delay.clone()).await;
+    let pg = pushgateway().await;
+    let chart = repo_root().join("charts/iter8").display().to_string();
+    let sets = [
+        "runner=cronjob".to_string(),
+        // yearly: only our triggers run it
+        "cronjobSchedule=0 0 1 1 *".into(),
+        "tasks={http,assess}".into(),
+        format!("http.url=http://{addr}/"),
+        "http.numRequests=30".into(),
+        "http.qps=100".into(),
+        "assess.SLOs.upper.http/error-count=0".into(),
+        "assess.regression.upper.http/latency-mean=100".into(),
+        format!("metrics.pushgateway.url={}", pg.1),
+    ];
+    let mut args: Vec<&str> = vec!["install", "slower", &chart, "-n", NS];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let r = helm(&tc, &args).await;
+    assert_eq!(r.code, 0, "helm install: {r}");
+
+    let run_loop = |n: u64, ms: u64| {
+        delay.store(ms, Ordering::Relaxed);
+        let tc = &tc;
+        async move {
+            let job = tc.trigger_cronjob(NS, "slower-1-cronjob").expect("trigger");
+            let j = tc.wait_job(NS, &job, JOB_WAIT).await.expect("job");
+            assert_eq!(j["status"]["succeeded"], 1, "loop {n}: {j}");
+        }
+    };
+    // Loops 1 and 2 at the same speed: nothing regressed.
+    run_loop(1, 10).await;
+    run_loop(2, 10).await;
+    let r = iter8_assert(&tc, "completed,nofailure,slos", "slower", NS, &[]).await;
+    assert_eq!(r.code, 0, "{r}");
+    let page = metrics_page(&pg).await.expect("pushgateway");
+    assert!(
+        page.contains("iter8_experiment_loops_total{instance=\"\",job=\"iter8\",namespace=\"default\",release=\"slower\"} 2"),
+        "{page}"
+    );
+    assert!(
+        page.contains("iter8_experiment_slos_satisfied{instance=\"\",job=\"iter8\",namespace=\"default\",release=\"slower\"} 1"),
+        "{page}"
+    );
+
+    // Loop 3 is eight times slower than loop 2: the regression limit catches it.
+    run_loop(3, 80).await;
+    let res = report_json(&tc, "slower").await;
+    assert_eq!(res["numLoops"], 3, "{res}");
+    let check = &res["insights"]["regression"]["checks"][0];
+    assert_eq!(check["metric"], "http/latency-mean", "{res}");
+    assert_eq!(check["versions"][0]["satisfied"], false, "{res}");
+    let history = res["insights"]["nonHistogramMetricValues"][0]["http/latency-mean"]
+        .as_array()
+        .expect("history")
+        .clone();
+    assert_eq!(check["versions"][0]["reference"], history[1], "{res}");
+    let r = iter8_assert(&tc, "slos", "slower", NS, &[]).await;
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.out
+            .contains("relative SLO violated: version default: http/latency-mean")
+            && r.out.contains("previous loop"),
+        "{r}"
+    );
+    let page = metrics_page(&pg).await.expect("pushgateway");
+    assert!(
+        page.contains("iter8_experiment_slo_satisfied{bound=\"upper\",instance=\"\",job=\"iter8\",metric=\"http/latency-mean\",namespace=\"default\",reference=\"previous_loop\",release=\"slower\",version=\"default\"} 0"),
+        "{page}"
+    );
+    let r = helm(&tc, &["uninstall", "slower", "-n", NS]).await;
+    assert_eq!(r.code, 0, "{r}");
+}
