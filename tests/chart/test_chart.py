@@ -135,6 +135,16 @@ def test_relative_slos_regression_and_compare_from_set():
     assert experiment(objs)["spec"][1]["with"] == {"baseline": 0, "regression": {"upper": {"http/latency-mean": 12.5}}}
 
 
+def test_notes_name_the_comparison_gate_and_the_pushgateway():
+    values = {**HTTP, "tasks": ["http", "assess"], "assess": {"compare": {"metrics": ["http/latency"]}},
+              "metrics": {"pushgateway": {"url": "http://pg:9091"}}}
+    notes = render_raw(values, name="exp", namespace="team")["iter8/templates/NOTES.txt"]
+    assert "iter8 assert --release exp -n team -c comparisons --timeout 120s" in notes, notes
+    assert "pushes the verdict metrics to http://pg:9091 (job=iter8, namespace=team, release=exp)" in notes, notes
+    plain = render_raw(HTTP, name="exp", namespace="team")["iter8/templates/NOTES.txt"]
+    assert "-c comparisons" not in plain and "Pushgateway" not in plain and "pushes" not in plain
+
+
 def test_pushgateway_url_reaches_the_runner_env():
     def env(objs):
         c = one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]
