@@ -591,11 +591,11 @@ async fn warmup_is_not_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoints_are_versions_with_their_own_metrics() {
+async fn endpoints_are_versions_when_opted_in() {
     let a = start(Reflection::Both).await;
     let b = start(Reflection::Both).await;
     let t = task(&format!(
-        "call: helloworld.Greeter/SayHello\ntotal: 5\nconcurrency: 2\nendpoints:\n  v1: {{host: \"{}\"}}\n  v2: {{host: \"{}\", total: 9, call: helloworld.Greeter.Fail, data: {{code: 14}}}}\n",
+        "call: helloworld.Greeter/SayHello\ntotal: 5\nconcurrency: 2\nendpointsAreVersions: true\nendpoints:\n  v1: {{host: \"{}\"}}\n  v2: {{host: \"{}\", total: 9, call: helloworld.Greeter.Fail, data: {{code: 14}}}}\n",
         a.addr, b.addr
     ));
     let i = run(&t).await.unwrap();
@@ -618,6 +618,26 @@ async fn endpoints_are_versions_with_their_own_metrics() {
         i.latest(1, "grpc-v2/latency-mean")
     );
     assert_eq!(i.histogram_metric_values[0]["grpc/latency"].count, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_load_targets_of_one_version_as_in_iter8() {
+    let a = start(Reflection::Both).await;
+    let b = start(Reflection::Both).await;
+    let t = task(&format!(
+        "call: helloworld.Greeter/SayHello\ntotal: 5\nconcurrency: 2\nendpoints:\n  a: {{host: \"{}\"}}\n  b: {{host: \"{}\", total: 9, call: helloworld.Greeter.Fail, data: {{code: 14}}}}\n",
+        a.addr, b.addr
+    ));
+    let i = run(&t).await.unwrap();
+    assert_eq!(i.num_versions, 1);
+    assert_eq!((a.calls(), b.calls()), (5, 9));
+    assert_eq!(metric(&i, 0, "grpc-a/request-count"), 5.0);
+    assert_eq!(metric(&i, 0, "grpc-a/error-rate"), 0.0);
+    assert_eq!(metric(&i, 0, "grpc-b/error-rate"), 1.0);
+    assert_eq!(i.histogram_metric_values[0]["grpc-b/latency"].count, 9);
+    assert_eq!(i.latest(0, "grpc/request-count"), None);
+    // any percentile, Iter8's spelling, from the endpoint's histogram
+    assert!(i.latest(0, "grpc-a/latency/p97.5").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -352,10 +352,10 @@ async fn payload_file_is_posted_and_an_unreadable_one_fails_before_any_request()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoints_are_versions_with_their_own_metrics() {
+async fn endpoints_are_versions_when_opted_in() {
     let (base, state) = serve().await;
     let r = run(&format!(
-        "qps: 0\nnumRequests: 5\nendpoints:\n  \
+        "qps: 0\nnumRequests: 5\nendpointsAreVersions: true\nendpoints:\n  \
          v2: {{url: '{base}/status/500', numRequests: 7}}\n  \
          v1: {{url: '{base}/ok'}}\n"
     ))
@@ -381,6 +381,30 @@ async fn endpoints_are_versions_with_their_own_metrics() {
         7
     );
     assert!(r.insights.latest(0, "http-v2/request-count").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_load_targets_of_one_version_as_in_iter8() {
+    let (base, state) = serve().await;
+    let r = run(&format!(
+        "qps: 0\nnumRequests: 5\nendpoints:\n  \
+         b: {{url: '{base}/status/500', numRequests: 7}}\n  \
+         a: {{url: '{base}/ok'}}\n"
+    ))
+    .await;
+    r.result.as_ref().unwrap();
+    assert_eq!(state.count(), 12);
+    assert_eq!(r.insights.num_versions, 1);
+    assert_eq!(r.get(0, "http-a/request-count"), 5.0);
+    assert_eq!(r.get(0, "http-a/error-count"), 0.0);
+    assert_eq!(r.get(0, "http-b/request-count"), 7.0);
+    assert_eq!(r.get(0, "http-b/error-rate"), 1.0);
+    assert_eq!(
+        r.insights.histogram_metric_values[0]["http-b/latency"].count,
+        7
+    );
+    // no merged `http/...` names: Iter8 has none with endpoints
+    assert!(r.insights.latest(0, "http/request-count").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -410,14 +410,28 @@ impl Insights {
         self.unavailable_metrics[version].insert(name.to_string(), reason.into());
     }
 
-    /// The latest value of a metric for a version (names are normalised first).
+    /// The latest value of a metric for a version (names are normalised first). A
+    /// percentile `<prefix>/<hist>-p<X>` that no task stored (any X in (0, 100], e.g.
+    /// `http/latency-p97.5`, `grpc/latency/p99.95`) is computed from the stored histogram
+    /// `<prefix>/<hist>`, as Iter8 computed any percentile an SLO names.
     pub fn latest(&self, version: usize, name: &str) -> Option<f64> {
         let name = normalize_metric_name(name);
-        self.non_histogram_metric_values
+        let stored = self
+            .non_histogram_metric_values
+            .get(version)
+            .and_then(|m| m.get(&name))
+            .and_then(|values| values.last().copied());
+        stored.or_else(|| self.percentile_on_demand(version, &name))
+    }
+
+    /// `<prefix>/<hist>-p<X>` from the histogram `<prefix>/<hist>` of `version` (None when
+    /// the name is not a percentile or there is no such histogram).
+    fn percentile_on_demand(&self, version: usize, name: &str) -> Option<f64> {
+        let (hist, p) = percentile_parts(name)?;
+        self.histogram_metric_values
             .get(version)?
-            .get(&name)?
-            .last()
-            .copied()
+            .get(hist)?
+            .percentile(p)
     }
 
     /// The value of a metric before the latest one: the previous loop's when the metric
@@ -445,6 +459,17 @@ impl Insights {
             self.ensure_versions(&names);
         }
     }
+}
+
+/// `http/latency-p97.5` -> (`http/latency`, 97.5); None unless a normalised percentile
+/// name with a percent in (0, 100].
+fn percentile_parts(name: &str) -> Option<(&str, f64)> {
+    let (hist, p) = name.rsplit_once("-p")?;
+    if !hist.contains('/') || p.is_empty() || !p.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let p: f64 = p.parse().ok()?;
+    (p > 0.0 && p <= 100.0).then_some((hist, p))
 }
 
 #[cfg(test)]
@@ -500,6 +525,42 @@ mod tests {
         assert!((2.0..=4.0).contains(&p90), "{p90}");
         let p99 = h.percentile(99.0).unwrap_or_default();
         assert!((4.0..=7.0).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn any_percentile_is_computed_from_the_histogram_on_demand() {
+        let mut i = Insights::default();
+        i.ensure_versions(&[]);
+        let h = hist(
+            &[(1.0, 2.0, 50), (2.0, 4.0, 40), (4.0, 8.0, 10)],
+            250.0,
+            1.0,
+            7.0,
+        );
+        i.record_histogram(0, "http-ep/latency", &h);
+        i.register_metric(
+            "http-ep/latency",
+            MetricMeta::new(MetricType::Histogram, "latency", Some("msec")),
+        );
+        i.record(0, "http-ep/latency-p50", 1.5);
+        // stored values win
+        assert_eq!(i.latest(0, "http-ep/latency-p50"), Some(1.5));
+        // p97.5 lies in the last bucket; p99.90 == p99.9; Iter8's `latency/pX` spelling
+        let p975 = i.latest(0, "http-ep/latency-p97.5");
+        assert!(p975.is_some_and(|v| (4.0..=7.0).contains(&v)), "{p975:?}");
+        assert_eq!(
+            i.latest(0, "http-ep/latency-p99.90"),
+            i.latest(0, "http-ep/latency-p99.9")
+        );
+        assert_eq!(
+            i.latest(0, "http-ep/latency/p97.5"),
+            i.latest(0, "http-ep/latency-p97.5")
+        );
+        assert_eq!(i.latest(0, "http-ep/latency-p60"), h.percentile(60.0));
+        // no histogram, no version, not a percent: no value
+        assert_eq!(i.latest(0, "http/latency-p97.5"), None);
+        assert_eq!(i.latest(1, "http-ep/latency-p97.5"), None);
+        assert_eq!(i.latest(0, "http-ep/latency-p120"), None);
     }
 
     #[test]

@@ -77,9 +77,15 @@ pub fn fmt_with_units(x: f64, units: Option<&str>) -> String {
 
 /// Units of a metric, when described.
 pub fn units_of<'a>(insights: &'a Insights, metric: &str) -> Option<&'a str> {
+    let name = crate::model::metrics::normalize_metric_name(metric);
+    if let Some(m) = insights.metrics_info.get(&name) {
+        return m.units.as_deref();
+    }
+    // a percentile computed on demand has its histogram's units
+    let (hist, _) = name.rsplit_once("-p")?;
     insights
         .metrics_info
-        .get(&crate::model::metrics::normalize_metric_name(metric))
+        .get(hist)
         .and_then(|m| m.units.as_deref())
 }
 

@@ -9,8 +9,10 @@
 //! `dataURL`) through the request message's descriptor before load starts: an unknown
 //! service, method or data field fails the task with an error naming the field.
 //!
-//! Metrics (prefix `grpc`; with `endpoints`, each endpoint is a version and gets them under
-//! both `grpc-<endpoint>/...` and `grpc/...`, so SLOs on `grpc/...` compare versions):
+//! Metrics (prefix `grpc`; with `endpoints`, as in Iter8 v0.15, the endpoints are named load
+//! targets of one version, each with its own prefix `grpc-<endpoint>`; with
+//! `endpointsAreVersions: true` (ours) each endpoint is a version and gets them under both
+//! `grpc-<endpoint>/...` and `grpc/...`, so SLOs on `grpc/...` compare versions):
 //! `request-count`, `error-count`, `error-rate`, `latency-mean`, `latency-stddev`,
 //! `latency-min`, `latency-max`, `latency-p<X>` (milliseconds with
 //! microsecond resolution), the histogram `latency`, and `status-<CODE>` counters per gRPC
@@ -185,9 +187,15 @@ pub struct GrpcTask {
         skip_serializing_if = "Option::is_none"
     )]
     pub stream_dynamic_messages: Option<bool>,
-    /// Named endpoints, each a version; their keys override the top-level ones.
+    /// Named endpoints of the one version under test, each with its own metrics
+    /// `grpc-<name>/...`; their keys override the top-level ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, GrpcTask>,
+    /// Ours, not Iter8's: make each endpoint a version (A/B/n, ordered by name) whose
+    /// metrics are also recorded under `grpc/...`, so SLOs and rewards on `grpc/...`
+    /// compare them. Default false (Iter8: endpoints belong to one version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints_are_versions: Option<bool>,
 }
 
 /// Where the service description comes from.
@@ -249,16 +257,30 @@ pub struct Plan {
 }
 
 impl GrpcTask {
-    /// The metric prefixes this task writes: `grpc`, plus `grpc-<endpoint>` per endpoint.
+    /// Whether each endpoint is a version (`endpointsAreVersions: true` with endpoints).
+    fn endpoints_as_versions(&self) -> bool {
+        self.endpoints_are_versions == Some(true) && !self.endpoints.is_empty()
+    }
+
+    /// The metric prefixes this task writes: `grpc` without endpoints, `grpc-<endpoint>`
+    /// per endpoint (and `grpc` too when endpoints are versions).
     pub fn metric_prefixes(&self) -> Vec<String> {
-        let mut p = vec!["grpc".to_string()];
+        let mut p = Vec::new();
+        if self.endpoints.is_empty() || self.endpoints_as_versions() {
+            p.push("grpc".to_string());
+        }
         p.extend(self.endpoints.keys().map(|k| format!("grpc-{k}")));
         p
     }
 
-    /// The version names: the endpoint names (none without endpoints).
+    /// The version names: the endpoint names when endpoints are versions, else none (one
+    /// version).
     pub fn version_names(&self) -> Vec<String> {
-        self.endpoints.keys().cloned().collect()
+        if self.endpoints_as_versions() {
+            self.endpoints.keys().cloned().collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Every check that needs no I/O.
@@ -639,16 +661,19 @@ impl GrpcTask {
         Ok(reports)
     }
 
-    /// Run the load test and record its metrics (each endpoint a version).
+    /// Run the load test and record its metrics (endpoints in one version, or each a
+    /// version with `endpointsAreVersions`).
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
         let targets = self.targets()?;
         let reports = self.measure(ctx.progress).await?;
         ctx.insights.ensure_versions(&self.version_names());
-        for (version, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
+        let as_versions = self.endpoints_as_versions();
+        for (i, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
+            let version = if as_versions { i } else { 0 };
             record(ctx, version, &t.prefix, t, &report);
-            // with endpoints, the plain `grpc/...` names too, so SLOs and rewards on
+            // endpoints as versions: the plain `grpc/...` names too, so SLOs and rewards on
             // `grpc/...` compare the versions (as the http task does)
-            if t.prefix != "grpc" {
+            if as_versions && t.prefix != "grpc" {
                 record(ctx, version, "grpc", t, &report);
             }
         }
@@ -1139,12 +1164,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_override_and_become_versions() {
+    fn endpoints_override_the_top_level_keys() {
         let t = task(
             "host: h:1\ncall: a.S/M\ntotal: 10\ndata: {name: top}\nendpoints:\n  v1: {}\n  v2: {host: other:2, total: 3, data: {name: v2}}\n",
         );
         let tg = t.targets().unwrap();
-        assert_eq!(t.metric_prefixes(), vec!["grpc", "grpc-v1", "grpc-v2"]);
+        assert_eq!(t.metric_prefixes(), vec!["grpc-v1", "grpc-v2"]);
+        assert!(t.version_names().is_empty());
         assert_eq!(tg[0].host.value, "h:1");
         assert_eq!(tg[0].plan.total, Some(10));
         assert_eq!(tg[0].data.field, "data");

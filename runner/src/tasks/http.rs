@@ -1,18 +1,25 @@
-//! The `http` task: load test of one URL, or of several named `endpoints` (A/B/n), with
-//! Iter8's parameters, on the shared load engine ([`crate::load`]).
+//! The `http` task: load test of one URL, or of several named `endpoints`, with Iter8's
+//! parameters, on the shared load engine ([`crate::load`]).
 //!
-//! # Endpoints and versions
-//! Without `endpoints`, the task loads `url` and records version 0 with prefix `http`.
-//! With `endpoints`, each endpoint is a version: versions are the endpoints **sorted by
-//! name** (so `v1`, `v2`; the YAML order of a map is not kept), loaded one after the other.
-//! An endpoint's keys override the top-level ones (`headers` merge, the endpoint's value of
-//! a header wins). Version `i` gets every metric twice: under `http-<endpoint>/...` (Iter8's
-//! names) and under `http/...`, so that SLOs and rewards on `http/...` compare versions.
+//! # Endpoints
+//! Without `endpoints`, the task loads `url` and records its metrics with prefix `http`.
+//! With `endpoints`, as in Iter8 v0.15, the endpoints are named load targets of ONE version
+//! (the experiment keeps one version): each is loaded in turn (sorted by name) and gets its
+//! own metrics under `http-<endpoint>/...`; an SLO on `http-<endpoint>/...` is judged for
+//! that one version. An endpoint's keys override the top-level ones (`headers` merge, the
+//! endpoint's value of a header wins).
 //!
-//! # Metrics (per version; latencies in milliseconds, units `msec`)
+//! `endpointsAreVersions: true` (ours, not Iter8's) makes each endpoint a version instead
+//! (A/B/n: versions are the endpoints sorted by name) with every metric recorded twice:
+//! under `http-<endpoint>/...` and under `http/...`, so that SLOs and rewards on `http/...`
+//! compare the versions.
+//!
+//! # Metrics (latencies in milliseconds, units `msec`)
 //! `<prefix>/request-count`, `error-count`, `error-rate` (0..1), `latency-mean`,
 //! `latency-stddev` (population), `latency-min`, `latency-max`, `latency-p<X>` for
-//! 50, 75, 90, 95, 99, 99.9 and every `percentiles` value (`p99.90` is named `p99.9`),
+//! 50, 75, 90, 95, 99, 99.9 and every `percentiles` value (`p99.90` is named `p99.9`;
+//! any other percentile an SLO, a reward or a condition names is computed from the
+//! histogram when it is read),
 //! the histogram `<prefix>/latency`, and counters that are present only when non-zero:
 //! `<prefix>/status-<code>` (responses with that HTTP status, e.g. `http/status-200`) and
 //! `<prefix>/error-<kind>` (requests without a response: `refused`, `timeout`, `reset`,
@@ -139,10 +146,15 @@ pub struct HttpTask {
     /// Do not verify the server's TLS certificate (test setups only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
-    /// Named endpoints, each loaded in turn and reported as one version (A/B/n); versions
-    /// are ordered by endpoint name. Their keys override the top-level ones.
+    /// Named endpoints of the one version under test, each loaded in turn (by name) with
+    /// its own metrics `http-<name>/...`. Their keys override the top-level ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, HttpEndpoint>,
+    /// Ours, not Iter8's: make each endpoint a version (A/B/n, ordered by name) whose
+    /// metrics are also recorded under `http/...`, so SLOs and rewards on `http/...`
+    /// compare them. Default false (Iter8: endpoints belong to one version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints_are_versions: Option<bool>,
 }
 
 /// One endpoint of the `http` task; every key overrides the task's top-level one.
@@ -338,16 +350,30 @@ impl HttpTask {
             .collect()
     }
 
-    /// Metric name prefixes this task produces: `http`, plus `http-<endpoint>` per endpoint.
+    /// Whether each endpoint is a version (`endpointsAreVersions: true` with endpoints).
+    fn endpoints_as_versions(&self) -> bool {
+        self.endpoints_are_versions == Some(true) && !self.endpoints.is_empty()
+    }
+
+    /// Metric name prefixes this task produces: `http` without endpoints, `http-<endpoint>`
+    /// per endpoint (and `http` too when endpoints are versions).
     pub fn metric_prefixes(&self) -> Vec<String> {
-        let mut p = vec!["http".to_string()];
+        let mut p = Vec::new();
+        if self.endpoints.is_empty() || self.endpoints_as_versions() {
+            p.push("http".to_string());
+        }
         p.extend(self.endpoints.keys().map(|n| format!("http-{n}")));
         p
     }
 
-    /// Version names: the endpoint names in order (empty without endpoints).
+    /// Version names: the endpoint names in order when endpoints are versions, else empty
+    /// (one version).
     pub fn version_names(&self) -> Vec<String> {
-        self.endpoints.keys().cloned().collect()
+        if self.endpoints_as_versions() {
+            self.endpoints.keys().cloned().collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Every check that needs no I/O. The field in the error is the path inside `with`.
@@ -380,11 +406,14 @@ impl HttpTask {
         let reports = self.measure(ctx.progress).await?;
         ctx.insights.ensure_versions(&self.version_names());
         let percentiles = self.all_percentiles();
-        for (version, (name, report)) in reports.iter().enumerate() {
-            let mut prefixes = vec!["http".to_string()];
-            if let Some(n) = name {
-                prefixes.insert(0, format!("http-{n}"));
-            }
+        let as_versions = self.endpoints_as_versions();
+        for (i, (name, report)) in reports.iter().enumerate() {
+            let version = if as_versions { i } else { 0 };
+            let prefixes = match name {
+                Some(n) if as_versions => vec![format!("http-{n}"), "http".to_string()],
+                Some(n) => vec![format!("http-{n}")],
+                None => vec!["http".to_string()],
+            };
             for prefix in prefixes {
                 record_metrics(
                     ctx.insights,
@@ -1178,8 +1207,9 @@ mod tests {
         assert_eq!(r[1].error_ranges, default_error_ranges());
         assert_eq!(
             t.metric_prefixes(),
-            ["http".to_string(), "http-v1".into(), "http-v2".into()]
+            ["http-v1".to_string(), "http-v2".into()]
         );
+        assert!(t.version_names().is_empty());
         let single = task("url: http://a/");
         let r = single.resolve();
         assert_eq!(r[0].qps, DEFAULT_QPS);
