@@ -915,7 +915,9 @@ fn assert_usage_and_read_errors_exit_3() {
 }
 
 #[test]
-fn assert_timeout_exit_2() {
+fn assert_timeout_exit_2_and_a_final_verdict_exits_1_at_once() {
+    // The run is over (every task completed): the SLO verdict can no longer change, so
+    // assert does not wait out the timeout; it exits 1 as Iter8 does.
     let path = fixture_path("three-versions");
     let (code, out, _) = iter8(&[
         "assert",
@@ -924,16 +926,37 @@ fn assert_timeout_exit_2() {
         "-c",
         "slos",
         "--timeout",
+        "600s",
+        "--poll-interval",
+        "50ms",
+    ]);
+    assert_eq!(code, EXIT_FALSE, "{out}");
+    assert!(out.contains("the verdict can no longer change"), "{out}");
+    assert!(out.contains("SLO violated: version v2"), "{out}");
+    // A run still going (not completed, no failure) is waited for until the timeout.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let going = dir.path().join("going.yaml");
+    std::fs::write(
+        &going,
+        serde_yaml::to_string(&fixture("no-insights")).expect("yaml"),
+    )
+    .expect("write");
+    let (code, out, _) = iter8(&[
+        "assert",
+        "-f",
+        p(&going),
+        "-c",
+        "completed",
+        "--timeout",
         "300ms",
         "--poll-interval",
         "50ms",
     ]);
     assert_eq!(code, EXIT_TIMEOUT, "{out}");
     assert!(
-        out.contains("timed out after 300ms waiting for: slos"),
+        out.contains("timed out after 300ms waiting for: completed"),
         "{out}"
     );
-    assert!(out.contains("SLO violated: version v2"), "{out}");
     // A file that never appears is "not yet" while waiting, then a timeout.
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("result.yaml");
@@ -1046,11 +1069,12 @@ fn binary_exit_codes() {
     let out = status(&["assert", "-f", p(&bad), "-c", "slos"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("SLO violated: version v2"));
+    // the run is over: a false verdict is final, exit 1 without waiting (as Iter8 ends)
     assert_eq!(
         status(&["assert", "-f", p(&bad), "-c", "slos", "--timeout", "100ms"])
             .status
             .code(),
-        Some(2)
+        Some(1)
     );
     let out = status(&["assert", "-f", p(&ok), "-c", "nope"]);
     assert_eq!(out.status.code(), Some(3));

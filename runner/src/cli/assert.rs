@@ -25,9 +25,10 @@ pub struct AssertArgs {
         value_name = "CONDITION"
     )]
     pub conditions: Vec<String>,
-    /// Keep checking (about every second) until the conditions hold or this much time
-    /// passed, e.g. 60s, 5m. Without it, check once.
-    #[arg(long, value_name = "DURATION")]
+    /// Keep checking (about every second) until the conditions hold, the verdict can no
+    /// longer change (the run finished: exit 1), or this much time passed (exit 2), e.g.
+    /// 60s, 5m. Without it, check once.
+    #[arg(short = 't', long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Output: text, or one JSON object for pipelines.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AssertOutput::Text)]
@@ -339,6 +340,28 @@ pub(super) fn assert_cmd(
         if let Ok(Some(result)) = &read {
             if conditions.iter().all(|c| c.holds(result)) {
                 return finish(Verdict::of(&conditions, result, source.to_string()), out);
+            }
+        }
+        // The run is over: the verdict can no longer change, so there is nothing to wait
+        // for (Iter8 exits 1 here too, but only once the timeout passed).
+        if let Ok(result) = &read {
+            if reader.verdict_final(&source, result.as_ref()) {
+                let message = format!(
+                    "the run is over: the verdict can no longer change (not waiting out \
+                     --timeout {timeout_text})"
+                );
+                let mut v = match result {
+                    Some(r) => Verdict::of(&conditions, r, source.to_string()),
+                    None => Verdict::timeout(&conditions, None, source.to_string(), String::new()),
+                };
+                v.ok = false;
+                v.outcome = "false";
+                v.exit_code = EXIT_FALSE;
+                v.message = Some(match result {
+                    Some(_) => message,
+                    None => format!("{message}; {source} has no result and no run is active"),
+                });
+                return finish(v, out);
             }
         }
         let now = Instant::now();

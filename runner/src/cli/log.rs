@@ -10,11 +10,11 @@ use super::source::cluster_client;
 use super::{write_stdout, CliError, ReadError, EXIT_OK};
 use crate::k8s::LogOptions;
 
-/// `iter8 log --release R [-n N]`.
+/// `iter8 log --release R [-n N]` (Iter8: `iter8 k log -g GROUP`).
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
-    /// Helm release of the experiment.
-    #[arg(long, value_name = "RELEASE")]
+    /// Helm release of the experiment (Iter8: `-g` / `--group`).
+    #[arg(long, short = 'g', visible_alias = "group", value_name = "RELEASE")]
     pub release: String,
     /// Namespace of the release (default: the kubeconfig context's).
     #[arg(short = 'n', long)]

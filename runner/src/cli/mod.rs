@@ -132,7 +132,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let opts = match Opts::try_parse_from(args) {
+    let opts = match Opts::try_parse_from(iter8_k_args(args)) {
         Ok(o) => o,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
@@ -141,6 +141,44 @@ where
         }
     };
     run_with_stdio(&opts, reader)
+}
+
+/// Iter8 v0.15's forms: `iter8 k assert|report|log ...` is `iter8 assert|report|log ...`,
+/// and without `-g` / `--release` (or `-f` for assert and report) the release is Iter8's
+/// default group `default`.
+fn iter8_k_args<I, T>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_none_or(|a| a != "k") {
+        return args;
+    }
+    args.remove(1);
+    let sub = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .unwrap_or_default()
+        .to_string();
+    // `log -f` is --follow; for assert and report `-f` names a result file
+    let mut flags = vec!["-g", "--group", "--release", "-h", "--help"];
+    if sub != "log" {
+        flags.extend(["-f", "--file"]);
+    }
+    let names_source = args.iter().skip(2).any(|a| {
+        let a = a.to_string_lossy();
+        flags.iter().any(|f| {
+            a == *f
+                || a.starts_with(&format!("{f}="))
+                || (f.len() == 2 && a.starts_with(f) && !a.starts_with("--"))
+        })
+    });
+    if matches!(sub.as_str(), "assert" | "report" | "log") && !names_source {
+        args.push("--group".into());
+        args.push("default".into());
+    }
+    args
 }
 
 /// Run with standard output / error and the file reader.

@@ -13,8 +13,14 @@ pub struct SourceArgs {
     /// Result file (written by `iter8-runner -o result.yaml`).
     #[arg(short = 'f', long = "file", value_name = "RESULT_FILE")]
     pub file: Option<PathBuf>,
-    /// Helm release whose Secret holds the result (in a cluster).
-    #[arg(long, value_name = "RELEASE", conflicts_with = "file")]
+    /// Helm release whose Secret holds the result (in a cluster; Iter8: `-g` / `--group`).
+    #[arg(
+        long,
+        short = 'g',
+        visible_alias = "group",
+        value_name = "RELEASE",
+        conflicts_with = "file"
+    )]
     pub release: Option<String>,
     /// Namespace of the release (default: the kubeconfig context's).
     #[arg(short = 'n', long, requires = "release")]
@@ -85,7 +91,7 @@ pub enum ReadError {
     },
     #[error(
         "invalid result file {path}: {message}; the file must be a result written by \
-         iter8-runner (YAML)"
+         iter8-runner (YAML) or an Iter8 v0.15 experiment document (spec + result)"
     )]
     Invalid { path: String, message: String },
     #[error("cannot read the result of {source_name}: {message}")]
@@ -99,6 +105,13 @@ pub enum ReadError {
 pub trait ResultReader {
     /// `Ok(None)`: the result is not there (yet): no file, or no result in the Secret.
     fn read(&self, source: &ResultSource) -> Result<Option<ExperimentResult>, ReadError>;
+
+    /// Whether the verdict on `result` can no longer change, so `assert --timeout` need
+    /// not wait any longer. Default: the result's loop is over (every task completed, or
+    /// one failed).
+    fn verdict_final(&self, _source: &ResultSource, result: Option<&ExperimentResult>) -> bool {
+        result.is_some_and(|r| r.completed() || r.failure)
+    }
 }
 
 /// Reads result files; a release source is an error (no cluster access in this reader).
@@ -134,9 +147,10 @@ pub fn read_result_file(path: &Path) -> Result<Option<ExperimentResult>, ReadErr
     parse_result(&text, &path.display().to_string()).map(Some)
 }
 
-/// Parse a result document (YAML or JSON); `what` names it in errors.
+/// Parse a result document (YAML or JSON): ours, or an Iter8 v0.15 experiment document
+/// (`spec` + `result`); `what` names it in errors.
 pub fn parse_result(text: &str, what: &str) -> Result<ExperimentResult, ReadError> {
-    serde_yaml::from_str(text).map_err(|e| ReadError::Invalid {
+    crate::model::iter8doc::parse_any_result(text).map_err(|e| ReadError::Invalid {
         path: what.to_string(),
         message: e.to_string(),
     })
@@ -149,6 +163,36 @@ pub fn parse_result(text: &str, what: &str) -> Result<ExperimentResult, ReadErro
 pub struct ClusterReader;
 
 impl ResultReader for ClusterReader {
+    /// For a release: no runner of it is active (every Job finished, no CronJob); unknown
+    /// (e.g. no permission to list Jobs) counts as "may still change".
+    fn verdict_final(&self, source: &ResultSource, result: Option<&ExperimentResult>) -> bool {
+        let release = match source {
+            ResultSource::File(_) => return result.is_some_and(|r| r.completed() || r.failure),
+            ResultSource::Release(r) => r,
+        };
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return false;
+        };
+        runtime.block_on(async {
+            let Ok((client, namespace)) = cluster_client(
+                release.kubeconfig.as_ref(),
+                release.context.as_ref(),
+                release.namespace.as_ref(),
+            )
+            .await
+            else {
+                return false;
+            };
+            matches!(
+                crate::k8s::runner_active(&client, &namespace, &release.name).await,
+                Ok(false)
+            )
+        })
+    }
+
     fn read(&self, source: &ResultSource) -> Result<Option<ExperimentResult>, ReadError> {
         let release = match source {
             ResultSource::File(path) => return read_result_file(path),

@@ -147,6 +147,40 @@ pub(crate) fn api_err(what: &str, e: &kube::Error) -> K8sError {
     K8sError::Api(format!("{what}: {}", error_message(e)))
 }
 
+/// Whether a runner of the release may still write its result: a CronJob of the release
+/// exists (more loops will come) or one of its Jobs has not finished (no `Complete` or
+/// `Failed` condition yet). False when every Job finished or there is none.
+pub async fn runner_active(client: &Client, namespace: &str, release: &str) -> Result<bool> {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use kube::api::{Api, ListParams};
+    let selector = format!("{INSTANCE_LABEL}={release},{NAME_LABEL}=iter8");
+    let lp = ListParams::default().labels(&selector);
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+    let cj = cronjobs
+        .list(&lp)
+        .await
+        .map_err(|e| api_err(&format!("list cronjobs of release {release}"), &e))?;
+    if !cj.items.is_empty() {
+        return Ok(true);
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let jobs = jobs
+        .list(&lp)
+        .await
+        .map_err(|e| api_err(&format!("list jobs of release {release}"), &e))?;
+    Ok(jobs.items.iter().any(|j| {
+        let finished = j
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            });
+        !finished
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,12 @@
 
 pub mod condition;
 pub mod duration;
+pub mod iter8doc;
 pub mod metrics;
 pub mod result;
 pub mod schema;
 pub mod spec;
+pub mod time;
 pub mod verdicts;
 
 pub use duration::GoDuration;

@@ -241,6 +241,27 @@ fn parse_result(text: &str, what: &str) -> Result<ExperimentResult, StoreError> 
     })
 }
 
+/// The result inside an Iter8 v0.15 Secret: its key `experiment.yaml` held the spec and
+/// the result in one document. None when that document has no `result:`.
+fn iter8_result(secret: &Secret, what: &str) -> Result<Option<ExperimentResult>, StoreError> {
+    let Some(text) = data_text(secret, EXPERIMENT_KEY, what)? else {
+        return Ok(None);
+    };
+    let has_result = serde_yaml::from_str::<serde_yaml::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("result").map(|r| !r.is_null()))
+        .unwrap_or(false);
+    if !has_result {
+        return Ok(None);
+    }
+    crate::model::iter8doc::parse_any_result(&text)
+        .map(Some)
+        .map_err(|e| StoreError::Invalid {
+            what: format!("{what} key {EXPERIMENT_KEY} (an Iter8 v0.15 experiment)"),
+            message: e.to_string(),
+        })
+}
+
 impl Store for SecretStore {
     async fn load(&self) -> Result<Stored, StoreError> {
         let secret = self.get().await?;
@@ -312,7 +333,8 @@ pub async fn read_result(
     let secret = get_secret(&api, namespace, release, &retry).await?;
     let what = format!("secret {namespace}/{release}");
     let Some(text) = data_text(&secret, RESULT_KEY, &what)? else {
-        return Ok(None);
+        // a Secret written by Iter8 v0.15 itself: spec and result under experiment.yaml
+        return iter8_result(&secret, &what);
     };
     let result = parse_result(&text, &what)?;
     let current: Option<i64> = secret
@@ -554,6 +576,40 @@ mod tests {
         assert_eq!(parse_revision(Some("12")).expect("12"), Some(12));
         let err = parse_revision(Some("twelve")).expect_err("bad");
         assert!(err.to_string().contains("ITER8_REVISION"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn read_result_of_a_secret_iter8_wrote() {
+        // Iter8 v0.15 kept spec and result together under `experiment.yaml`
+        let api = MockApi::start().await;
+        let doc =
+            "spec:\n- task: http\n  with: {url: http://app.test/}\n- task: assess\n  with:\n    \
+                   SLOs: {upper: [{metric: http/error-rate, limit: 0}]}\nresult:\n  numLoops: 1\n  \
+                   numCompletedTasks: 2\n  failure: false\n  insights:\n    numVersions: 1\n    \
+                   metricsInfo: {http/error-rate: {description: rate, type: Gauge}}\n    \
+                   nonHistMetricValues: [{http/error-rate: [0.5]}]\n    \
+                   SLOs: {upper: [{metric: http/error-rate, limit: 0}]}\n    \
+                   SLOsSatisfied: {upper: [[false]]}\n";
+        api.with(|s| {
+            s.put(
+                PATH,
+                json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "exp", "namespace": "ns"},
+                    "type": "Opaque",
+                    "data": {EXPERIMENT_KEY: b64(doc)},
+                }),
+            )
+        });
+        let r = read_result(api.client(), "ns", "exp")
+            .await
+            .expect("read")
+            .expect("a result");
+        assert!(r.completed() && r.no_failure() && !r.slos_satisfied());
+        assert_eq!(
+            r.insights.and_then(|i| i.latest(0, "http/error-rate")),
+            Some(0.5)
+        );
     }
 
     #[tokio::test]

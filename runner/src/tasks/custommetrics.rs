@@ -6,7 +6,7 @@
 //! [`super::gotemplate`]) over `values` deep-merged with the version's `versionValues`,
 //! plus:
 //! - `elapsedTimeSeconds`: whole seconds from the starting time to now; the starting time is
-//!   the value `startingTime` (RFC 3339, per version), else the task's `startingTime`, else
+//!   the value `startingTime` (RFC 3339 or `Jan 2, 2006 at 3:04pm (MST)`, per version), else the task's `startingTime`, else
 //!   the experiment's start (as Iter8);
 //! - `Values`: the same merged values (so Helm-style `.Values.x` works too);
 //! - `Version`: `{index, name}` of the version.
@@ -540,13 +540,16 @@ impl CustomMetricsTask {
     }
 }
 
+/// `startingTime` in RFC 3339 or the Go layouts Iter8 users write
+/// (`Jan 2, 2006 at 3:04pm (MST)`, ...; see [`crate::model::time`]).
 fn parse_starting_time(v: &serde_json::Value) -> Result<DateTime<Utc>, String> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| "must be an RFC 3339 time, e.g. 2024-05-01T12:00:00Z".to_string())?;
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time ({e}); e.g. 2024-05-01T12:00:00Z"))
+    let s = v.as_str().ok_or_else(|| {
+        format!(
+            "must be a time string; use {}",
+            crate::model::time::TIME_FORMATS
+        )
+    })?;
+    crate::model::time::parse_time(s)
 }
 
 /// Merge `over` into `base`: objects merge key by key (recursively), anything else replaces.
@@ -836,6 +839,24 @@ templates:
             .as_str()
             .unwrap()
             .contains("builtin:prometheus"));
+    }
+
+    #[test]
+    fn starting_time_in_the_go_layout_iter8_users_write() {
+        let t: CustomMetricsTask = serde_yaml::from_str(
+            "templates: {p: builtin:prometheus}\nversionValues:\n\
+             - {startingTime: \"Jan 1, 2024 at 12:10am (UTC)\"}\n\
+             - {startingTime: \"yesterday\"}\n",
+        )
+        .unwrap();
+        let start = DateTime::parse_from_rfc3339("2024-01-01T00:20:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let d0 = t.template_data(0, start, start).unwrap();
+        assert_eq!(d0["elapsedTimeSeconds"], 600);
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("versionValues[1].startingTime"), "{e}");
+        assert!(e.contains("Jan 2, 2006") || e.contains("at 12:00pm"), "{e}");
     }
 
     #[test]
