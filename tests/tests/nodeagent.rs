@@ -192,7 +192,8 @@ async fn deleting_a_job_deletes_its_pods_and_ends_their_processes(c: &Cluster) {
         &ns,
         "long",
         host_container(
-            "echo pid=$$; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.2; done",
+            // `$$$$`: the kubelet's expansion turns `$$` into `$`.
+            "echo pid=$$$$; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.2; done",
         ),
     )
     .await;

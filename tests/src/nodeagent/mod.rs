@@ -224,6 +224,15 @@ pub async fn run(config: Config) -> Result<(), NodeAgentError> {
     if ctx.config.bind_pending {
         tokio::spawn(pods::bind_pending(ctx.clone()));
     }
-    pods::run_node_pods(ctx).await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| NodeAgentError::Config(format!("SIGTERM handler: {e}")))?;
+    tokio::select! {
+        _ = pods::run_node_pods(ctx) => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    // Stopping: the pods' processes are in process groups of their own; end them too.
+    tracing::info!("stopping the containers");
+    process::stop_all(std::time::Duration::from_secs(5)).await;
     Ok(())
 }

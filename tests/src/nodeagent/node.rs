@@ -31,6 +31,9 @@ fn memory_ki() -> u64 {
 
 /// The Node's status: Ready, addresses, the kubelet endpoint, capacity.
 pub fn node_status(port: u16) -> Value {
+    // Conditions keep the time they became what they are (the agent's start).
+    static SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let since = SINCE.get_or_init(now).clone();
     let t = now();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -39,7 +42,7 @@ pub fn node_status(port: u16) -> Value {
                            "pods": "110", "ephemeral-storage": "100Gi"});
     let cond = |t_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": t_, "status": status, "reason": reason, "message": message,
-               "lastHeartbeatTime": t, "lastTransitionTime": t})
+               "lastHeartbeatTime": t, "lastTransitionTime": since})
     };
     json!({
         "capacity": resources, "allocatable": resources,

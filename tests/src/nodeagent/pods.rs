@@ -93,6 +93,8 @@ pub async fn run_node_pods(ctx: Ctx) {
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let fields = format!("spec.nodeName={}", ctx.config.node_name);
     let mut workers: HashMap<(String, String), Entry> = HashMap::new();
+    // Pods whose deletion this agent finalised (they may linger for a finalizer).
+    let mut finalised: std::collections::HashSet<String> = Default::default();
     loop {
         let list = match api.list(&ListParams::default().fields(&fields)).await {
             Ok(l) => l,
@@ -103,6 +105,12 @@ pub async fn run_node_pods(ctx: Ctx) {
             }
         };
         let mut seen = std::collections::HashSet::new();
+        let listed: std::collections::HashSet<String> = list
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        finalised.retain(|u| listed.contains(u));
         for pod in list.items {
             let Ok(v) = serde_json::to_value(&pod) else {
                 continue;
@@ -115,6 +123,9 @@ pub async fn run_node_pods(ctx: Ctx) {
             let uid = v["metadata"]["uid"].as_str().unwrap_or("").to_string();
             let key = (ns, name);
             seen.insert(key.clone());
+            if finalised.contains(&uid) {
+                continue;
+            }
             if workers.get(&key).is_some_and(|e| e.uid != uid) {
                 if let Some(old) = workers.remove(&key) {
                     let _ = old.deleted.send(Some(0));
@@ -152,7 +163,13 @@ pub async fn run_node_pods(ctx: Ctx) {
                 let _ = e.deleted.send(Some(0));
             }
         }
-        workers.retain(|_, e| !e.task.is_finished());
+        workers.retain(|_, e| {
+            let done = e.task.is_finished();
+            if done {
+                finalised.insert(e.uid.clone());
+            }
+            !done
+        });
         let rv = list.metadata.resource_version.unwrap_or_default();
         wait_for_change(&api, &fields, &rv).await;
     }

@@ -78,6 +78,46 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Process groups (and podman containers) running now, for [`stop_all`].
+static RUNNING: std::sync::Mutex<Vec<(u32, Option<String>)>> = std::sync::Mutex::new(Vec::new());
+
+fn running_list() -> std::sync::MutexGuard<'static, Vec<(u32, Option<String>)>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stops every container this agent runs (the agent is stopping): SIGTERM, SIGKILL after
+/// `grace`.
+pub async fn stop_all(grace: Duration) {
+    let all: Vec<(u32, Option<String>)> = running_list().clone();
+    for (pgid, podman_name) in &all {
+        match podman_name {
+            Some(n) => {
+                let _ = tokio::process::Command::new(podman::program())
+                    .args(["stop", "--time", &grace.as_secs().to_string(), n])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+            }
+            None => signal_group(*pgid, "TERM"),
+        }
+    }
+    let end = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < end
+        && all
+            .iter()
+            .any(|(p, _)| Path::new(&format!("/proc/{p}")).exists())
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (pgid, podman_name) in &all {
+        signal_group(*pgid, "KILL");
+        if let Some(n) = podman_name {
+            podman::remove_container(n).await;
+        }
+    }
+}
+
 /// A started container.
 #[derive(Debug)]
 pub struct Running {
@@ -141,6 +181,13 @@ pub fn spawn(launch: &Launch, log: &LogWriter) -> Result<Running, String> {
         copies.push(tokio::spawn(log.clone().copy("stderr", err)));
     }
     let pgid = child.id();
+    if let Some(g) = pgid {
+        let name = match launch {
+            Launch::Podman { name, .. } => Some(name.clone()),
+            Launch::Local { .. } => None,
+        };
+        running_list().push((g, name));
+    }
     Ok(Running {
         container_id: format!("iter8-node://{}", pgid.unwrap_or(0)),
         pgid,
@@ -213,6 +260,7 @@ impl Running {
     pub async fn finish(&mut self, code: i32, dir: &Path) -> i32 {
         if let Some(g) = self.pgid {
             signal_group(g, "KILL");
+            running_list().retain(|(p, _)| *p != g);
         }
         for c in self.copies.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), c).await;

@@ -48,16 +48,19 @@ impl State {
         }
     }
 
+    /// The state object; the two other kinds are explicit nulls, so a merge patch (or
+    /// strategic merge patch) of the status removes the previous state.
     fn to_json(&self, container_id: &str) -> Value {
+        let mut v = json!({"waiting": null, "running": null, "terminated": null});
         match self {
             State::Waiting { reason, message } => {
                 let mut w = json!({"reason": reason});
                 if !message.is_empty() {
                     w["message"] = json!(message);
                 }
-                json!({ "waiting": w })
+                v["waiting"] = w;
             }
-            State::Running { started_at } => json!({"running": {"startedAt": started_at}}),
+            State::Running { started_at } => v["running"] = json!({"startedAt": started_at}),
             State::Terminated {
                 exit_code,
                 reason,
@@ -69,9 +72,10 @@ impl State {
                 if !container_id.is_empty() {
                     t["containerID"] = json!(container_id);
                 }
-                json!({ "terminated": t })
+                v["terminated"] = t;
             }
         }
+        v
     }
 
     fn exit_code(&self) -> Option<i32> {

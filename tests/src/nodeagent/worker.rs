@@ -37,7 +37,8 @@ async fn push(ctx: &Ctx, pod: &Value, shared: &Shared) {
         .patch_status(
             meta(pod, "name"),
             &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
+            // Strategic: conditions merge by type, so others' (DisruptionTarget) stay.
+            &Patch::Strategic(json!({ "status": status })),
         )
         .await
     {
