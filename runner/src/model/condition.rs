@@ -573,6 +573,54 @@ mod tests {
     }
 
     #[test]
+    fn comparison_functions_follow_the_comparisons() {
+        use crate::model::verdicts::{
+            Comparisons, MetricComparison, StatTest, Verdict, VersionComparison,
+        };
+        let mut r = result(1, 2, 2, false);
+        assert!(!eval_str("Comparisons()", &r) && !eval_str("winner()", &r));
+        let verdict = |v: Verdict| VersionComparison {
+            version: 1,
+            version_name: "v2".into(),
+            verdict: v,
+            baseline_samples: 100,
+            samples: 100,
+            statistic: None,
+            p_value: None,
+            method: None,
+            effect: None,
+            ci_lower: None,
+            ci_upper: None,
+            probability_greater: None,
+            baseline_rate: None,
+            rate: None,
+            note: None,
+        };
+        let with = |v: Verdict, winner: Option<usize>| Comparisons {
+            baseline: 0,
+            baseline_name: "v1".into(),
+            alpha: 0.05,
+            min_samples: 20,
+            metrics: vec![MetricComparison {
+                metric: "http/latency".into(),
+                test: StatTest::MannWhitneyU,
+                versions: vec![verdict(v)],
+                winner,
+                winner_name: None,
+            }],
+        };
+        r.insights_mut().comparisons = Some(with(Verdict::Better, Some(1)));
+        assert!(eval_str("Comparisons() && Winner()", &r));
+        r.insights_mut().comparisons = Some(with(Verdict::NoDifference, None));
+        assert!(eval_str("Comparisons() && !Winner()", &r));
+        r.insights_mut().comparisons = Some(with(Verdict::NotEnoughData, None));
+        assert!(!eval_str("Comparisons()", &r));
+        r.insights_mut().comparisons = Some(with(Verdict::Worse, Some(0)));
+        assert!(eval_str("not Comparisons() and Winner()", &r));
+        assert!(parse_err("Winner").contains("is a function: write Winner()"));
+    }
+
+    #[test]
     fn truth_tables_of_not_and_or() {
         let r = result(1, 0, 1, false);
         for a in [false, true] {
