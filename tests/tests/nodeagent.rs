@@ -142,6 +142,7 @@ async fn node_agent_end_to_end() {
         deleting_a_job_deletes_its_pods_and_ends_their_processes(&c),
         a_pod_calls_the_api_as_its_service_account(&c),
         podman_runs_a_real_container(&c),
+        a_deployment_becomes_available_and_sees_its_volumes_and_env(&c),
     );
 }
 
@@ -331,5 +332,78 @@ async fn podman_runs_a_real_container(c: &Cluster) {
         .as_str()
         .unwrap_or("");
     assert!(id.starts_with("podman://"), "{v}");
+    c.delete_namespace(&ns).await;
+}
+
+async fn a_deployment_becomes_available_and_sees_its_volumes_and_env(c: &Cluster) {
+    let ns = c.namespace("na-deploy").await.expect("namespace");
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "namespace": ns},
+         "data": {"greeting": "hello from a configmap"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns},
+         "stringData": {"password": "s3cret"}}]});
+    let mut spec = restricted_pod_spec(vec![json!({
+        "name": "main", "image": HOST_IMAGE,
+        "command": ["sh", "-c", "cat /etc/conf/greeting; echo; echo password=$PASSWORD pod=$(POD); sleep 3600"],
+        "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}],
+    })]);
+    spec["volumes"] = json!([{"name": "conf", "configMap": {"name": "conf"}}]);
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}});
+    for doc in [objects, deploy] {
+        let mut apply = c
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        if let Some(mut stdin) = apply.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(doc.to_string().as_bytes()).expect("write");
+        }
+        assert!(apply.wait().expect("kubectl").success());
+    }
+    let out = c
+        .kubectl()
+        .args([
+            "wait",
+            "-n",
+            &ns,
+            "--for",
+            "condition=Available",
+            "deploy/web",
+            "--timeout",
+            "120s",
+        ])
+        .output()
+        .expect("kubectl wait");
+    assert!(
+        out.status.success(),
+        "{}\nnode agent log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.component_log("node-agent")
+    );
+    let pods = Api::<Pod>::namespaced(c.client(), &ns)
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("pods");
+    assert_eq!(pods.items.len(), 2);
+    let name = pods.items[0].metadata.name.clone().unwrap_or_default();
+    let logs = wait_for("the container's output", WAIT, || async {
+        let o = c.kubectl().args(["logs", "-n", &ns, &name]).output().ok()?;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.contains("password=").then_some(text)
+    })
+    .await
+    .expect("logs");
+    assert!(logs.contains("hello from a configmap\n"), "{logs}");
+    assert!(
+        logs.contains(&format!("password=s3cret pod={name}")),
+        "{logs}"
+    );
     c.delete_namespace(&ns).await;
 }

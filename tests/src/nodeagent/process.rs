@@ -36,18 +36,66 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'"'"'"#))
 }
 
-/// The `sh` script that mounts `mounts` and then runs `"$@"`.
+/// Where sources are staged before they are mounted: the first of a few directories no
+/// mount target covers (`/var/run` is `/run`).
+fn stage_root(mounts: &[Mount]) -> &'static str {
+    let norm = |t: &str| {
+        let t = t.trim_end_matches('/');
+        match t.strip_prefix("/var/run") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
+            _ => t.to_string(),
+        }
+    };
+    let covers = |target: &str, path: &str| {
+        let t = norm(target);
+        t.is_empty() || path == t || path.starts_with(&format!("{t}/"))
+    };
+    [
+        "/run/iter8-node-agent",
+        "/var/lib/iter8-node-agent",
+        "/opt/iter8-node-agent",
+        "/srv/iter8-node-agent",
+    ]
+    .into_iter()
+    .find(|root| !mounts.iter().any(|m| covers(&m.target, root)))
+    .unwrap_or("/run/iter8-node-agent")
+}
+
+/// The `sh` script that mounts `mounts` and then runs `"$@"`. Sources are first bound
+/// under a private tmpfs stage (a volume mounted at `/tmp` would otherwise hide sources
+/// under `/tmp`), then onto their targets, parents before children, as runc does.
 pub fn mount_script(mounts: &[Mount]) -> String {
     let mut s = String::from("set -e\n");
-    for m in mounts {
+    if mounts.is_empty() {
+        s.push_str("exec \"$@\"\n");
+        return s;
+    }
+    let stage = stage_root(mounts);
+    let qstage = sh_quote(stage);
+    s.push_str(&format!(
+        "mkdir -p {qstage}\nmount -t tmpfs -o mode=0700 tmpfs {qstage}\n"
+    ));
+    for (i, m) in mounts.iter().enumerate() {
+        if let Some(src) = &m.source {
+            let src = sh_quote(&src.display().to_string());
+            let st = sh_quote(&format!("{stage}/{i}"));
+            s.push_str(&format!(
+                "if [ -d {src} ]; then mkdir {st}; else : > {st}; fi\nmount --bind {src} {st}\n"
+            ));
+        }
+    }
+    let mut order: Vec<usize> = (0..mounts.len()).collect();
+    order.sort_by_key(|i| mounts[*i].target.trim_end_matches('/').matches('/').count());
+    for i in order {
+        let m = &mounts[i];
         let dst = sh_quote(&m.target);
         match &m.source {
-            Some(src) => {
-                let src = sh_quote(&src.display().to_string());
+            Some(_) => {
+                let st = sh_quote(&format!("{stage}/{i}"));
                 s.push_str(&format!(
-                    "if [ -d {src} ]; then mkdir -p {dst}; else mkdir -p \"$(dirname {dst})\"; [ -e {dst} ] || : > {dst}; fi\n"
+                    "if [ -d {st} ]; then mkdir -p {dst}; else mkdir -p \"$(dirname {dst})\"; [ -e {dst} ] || : > {dst}; fi\n"
                 ));
-                s.push_str(&format!("mount --bind {src} {dst}\n"));
+                s.push_str(&format!("mount --bind {st} {dst}\n"));
                 if m.read_only {
                     s.push_str(&format!("mount -o remount,bind,ro {dst}\n"));
                 }
@@ -63,7 +111,7 @@ pub fn mount_script(mounts: &[Mount]) -> String {
             }
         }
     }
-    s.push_str("exec \"$@\"\n");
+    s.push_str(&format!("umount -l {qstage}\nexec \"$@\"\n"));
     s
 }
 
@@ -302,6 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vol = dir.path().join("vol");
         std::fs::create_dir_all(&vol).unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
         std::fs::write(vol.join("token"), "t0k3n").unwrap();
         let target = dir.path().join("mnt/sa");
         let log_file = dir.path().join("c.log");
@@ -321,12 +370,21 @@ mod tests {
                 ("PATH".into(), "/usr/bin:/bin".into()),
             ],
             workdir: dir.path().to_path_buf(),
-            mounts: vec![Mount {
-                source: Some(vol.clone()),
-                target: target.display().to_string(),
-                read_only: true,
-                tmpfs_size: None,
-            }],
+            mounts: vec![
+                // an emptyDir over the directory holding the other volume's source
+                Mount {
+                    source: Some(dir.path().join("empty")),
+                    target: dir.path().display().to_string(),
+                    read_only: false,
+                    tmpfs_size: None,
+                },
+                Mount {
+                    source: Some(vol.clone()),
+                    target: target.display().to_string(),
+                    read_only: true,
+                    tmpfs_size: None,
+                },
+            ],
         };
         let mut r = spawn(&launch, &log).unwrap();
         let code = r.wait().await;

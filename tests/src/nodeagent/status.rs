@@ -295,7 +295,6 @@ impl PodStatus {
             "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
             "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
-            "qosClass": "BestEffort",
             "containerStatuses": self.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
         });
         if !self.init.is_empty() {

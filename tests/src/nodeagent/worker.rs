@@ -42,7 +42,7 @@ async fn push(ctx: &Ctx, pod: &Value, shared: &Shared) {
         )
         .await
     {
-        tracing::debug!(pod = meta(pod, "name"), error = %e, "pod status");
+        tracing::warn!(pod = meta(pod, "name"), error = %e, "pod status");
     }
 }
 
