@@ -517,6 +517,8 @@ async fn template_errors_name_provider_and_line() {
             auth: Default::default(),
             fail_on_error: false,
             timeout: None,
+            ca_file: None,
+            insecure_skip_verify: None,
         };
         let mut insights = Insights::default();
         let progress = Progress::default();

@@ -194,7 +194,7 @@ impl ChannelConfig {
 fn tls_client_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots =
-        crate::tasks::http::root_store(ca_pem).map_err(|e| match e.strip_prefix("holds") {
+        crate::tasks::tls::root_store(ca_pem).map_err(|e| match e.strip_prefix("holds") {
             Some(rest) => format!("the CA file holds{rest}"),
             None => e,
         })?;

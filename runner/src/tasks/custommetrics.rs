@@ -88,6 +88,13 @@ pub struct CustomMetricsTask {
     /// Time limit of each query (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<GoDuration>,
+    /// PEM file of CA certificate(s) trusted for the providers' https URLs, beside Mozilla's
+    /// and the system's roots (e.g. a Prometheus behind OpenShift's service CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate of the providers' https URLs (testing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// Where a provider template comes from.
@@ -453,12 +460,17 @@ impl CustomMetricsTask {
             .timeout
             .map(|t| t.as_duration())
             .unwrap_or(DEFAULT_TIMEOUT);
+        let call = httpcall::CallOptions::for_task(
+            timeout,
+            self.ca_file.as_deref(),
+            self.insecure_skip_verify,
+        )?;
         let mut failures: Vec<String> = Vec::new();
         ctx.progress
             .start("custommetrics", (n * self.templates.len()) as u64);
 
         for (provider, src) in &self.templates {
-            let text = load_template(provider, src, timeout).await?;
+            let text = load_template(provider, src, &call).await?;
             let (auth_header, secrets) = match self.auth.get(provider) {
                 Some(a) => {
                     let (h, s) = a
@@ -499,7 +511,7 @@ impl CustomMetricsTask {
                         ),
                     );
                     let value =
-                        query_metric(&spec, &method, metric, auth_header.as_deref(), timeout).await;
+                        query_metric(&spec, &method, metric, auth_header.as_deref(), &call).await;
                     match value {
                         Ok(v) => ctx.insights.record(version, &full, v),
                         Err(reason) => {
@@ -572,7 +584,7 @@ pub fn deep_merge(base: &mut serde_json::Value, over: &serde_json::Value) {
 async fn load_template(
     provider: &str,
     src: &TemplateSource,
-    timeout: Duration,
+    call: &httpcall::CallOptions,
 ) -> Result<String, TaskError> {
     let field = format!("templates.{provider}");
     match src.resolve().map_err(|m| TaskError::invalid(&field, m))? {
@@ -583,7 +595,7 @@ async fn load_template(
         Source::File(p) => std::fs::read_to_string(p)
             .map_err(|e| TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))),
         Source::Url(u) => {
-            let resp = httpcall::send("GET", u, &[], None, timeout)
+            let resp = httpcall::send("GET", u, &[], None, call)
                 .await
                 .map_err(|e| TaskError::Failed(format!("{field}: cannot fetch template: {e}")))?;
             if !(200..300).contains(&resp.status) {
@@ -630,7 +642,7 @@ async fn query_metric(
     method: &str,
     metric: &MetricSpec,
     auth: Option<&str>,
-    timeout: Duration,
+    call: &httpcall::CallOptions,
 ) -> Result<f64, String> {
     let params: Vec<(String, String)> = metric
         .params
@@ -658,7 +670,7 @@ async fn query_metric(
         headers.push(("Authorization".into(), a.to_string()));
     }
     let body = metric.body.as_ref().map(|b| b.as_bytes().to_vec());
-    let resp = httpcall::send(method, &url, &headers, body, timeout).await?;
+    let resp = httpcall::send(method, &url, &headers, body, call).await?;
     if !(200..300).contains(&resp.status) {
         return Err(format!(
             "HTTP {} from {}: {}",

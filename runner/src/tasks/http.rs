@@ -706,7 +706,7 @@ impl HttpSender {
                 })?),
                 None => None,
             };
-            let config = tls_config(ca.as_deref(), r.insecure_skip_verify, r.http2)
+            let config = super::tls::client_config(ca.as_deref(), r.insecure_skip_verify, r.http2)
                 .map_err(|m| TaskError::invalid(r.f("caFile"), m))?;
             let name =
                 rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
@@ -1000,104 +1000,6 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
         }
     }
     ErrorKind::Other
-}
-
-// ---- TLS --------------------------------------------------------------------------------------
-
-fn tls_config(
-    ca_pem: Option<&[u8]>,
-    insecure: bool,
-    offer_h2: bool,
-) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(root_store(ca_pem)?)
-            .with_no_client_auth()
-    };
-    config.alpn_protocols = if offer_h2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(config)
-}
-
-/// The Web PKI roots plus the CA certificate(s) of a PEM file (`caFile` of http and grpc).
-pub(crate) fn root_store(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = ca_pem {
-        let mut n = 0;
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad CA certificate: {e}"))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-        }
-    }
-    Ok(roots)
-}
-
-/// `insecureSkipVerify`: accepts any certificate (signatures are still checked).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod httpcall;
 pub mod notify;
 pub mod ready;
 pub mod run;
+pub(crate) mod tls;
 
 /// Why a task could not be run or failed.
 #[derive(Debug, thiserror::Error)]

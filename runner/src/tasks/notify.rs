@@ -79,6 +79,13 @@ pub struct NotifyTask {
     /// Time limit of the call (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<GoDuration>,
+    /// PEM file of CA certificate(s) trusted for an https URL, beside Mozilla's and the
+    /// system's roots (a webhook behind a company CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate of an https URL (testing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// Slack incoming webhook: exactly one of `url`, `urlFile` (the webhook URL is a secret:
@@ -396,12 +403,18 @@ impl NotifyTask {
             .timeout
             .map(|t| t.as_duration())
             .unwrap_or(DEFAULT_TIMEOUT);
+        // a bad caFile is bad input, not a failed call: never soft
+        let options = httpcall::CallOptions::for_task(
+            timeout,
+            self.ca_file.as_deref(),
+            self.insecure_skip_verify,
+        )?;
         let outcome = httpcall::send(
             &call.method,
             &call.url,
             &call.headers,
             call.body.clone(),
-            timeout,
+            &options,
         )
         .await;
         let result = match outcome {
