@@ -37,6 +37,7 @@ test-only:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	bash scripts/cargo-machete
 
 fmt:
 	$(CARGO) fmt --all
@@ -55,7 +56,7 @@ image:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
 	mkdir -p out/image
-	cp target/$(MUSL_TARGET)/release/iter8-runner out/image/iter8-runner
+	cp "$$(bash scripts/target-dir)/$(MUSL_TARGET)/release/iter8-runner" out/image/iter8-runner
 	@# symbols only serve debuggers and panic backtraces; without them the image is ~5 MB smaller
 	if command -v strip >/dev/null 2>&1; then strip out/image/iter8-runner; fi
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
