@@ -235,7 +235,7 @@ async fn a_private_ca_is_trusted_through_ca_file_only() {
     .await;
     let url = format!("https://localhost:{}/q", server.addr.port());
 
-    let err = httpcall::send("GET", &url, &[], None, &opts())
+    let err = httpcall::send_with("GET", &url, &[], None, &opts())
         .await
         .unwrap_err();
     assert!(
@@ -247,14 +247,14 @@ async fn a_private_ca_is_trusted_through_ca_file_only() {
         ca_pem: Some(ca.pem.clone().into_bytes()),
         ..opts()
     };
-    let resp = httpcall::send("GET", &url, &[], None, &with_ca)
+    let resp = httpcall::send_with("GET", &url, &[], None, &with_ca)
         .await
         .unwrap();
     assert_eq!((resp.status, &resp.body[..]), (200, &b"{\"ok\":1}"[..]));
 
     // The CA vouches for localhost only: another name still fails, even with caFile.
     let other = format!("https://127.0.0.1:{}/q", server.addr.port());
-    let err = httpcall::send("GET", &other, &[], None, &with_ca)
+    let err = httpcall::send_with("GET", &other, &[], None, &with_ca)
         .await
         .unwrap_err();
     assert!(err.contains("TLS handshake failed"), "{err}");
@@ -264,7 +264,7 @@ async fn a_private_ca_is_trusted_through_ca_file_only() {
         insecure_skip_verify: true,
         ..opts()
     };
-    let resp = httpcall::send("GET", &other, &[], None, &insecure)
+    let resp = httpcall::send_with("GET", &other, &[], None, &insecure)
         .await
         .unwrap();
     assert_eq!(resp.status, 200);
@@ -310,13 +310,13 @@ async fn redirects_are_followed_as_go_follows_them() {
     let base = format!("http://127.0.0.1:{}", server.addr.port());
     let auth = [("Authorization".to_string(), "Bearer s3cret".to_string())];
 
-    let resp = httpcall::send("GET", &format!("{base}/a"), &auth, None, &opts())
+    let resp = httpcall::send_with("GET", &format!("{base}/a"), &auth, None, &opts())
         .await
         .unwrap();
     assert_eq!((resp.status, &resp.body[..]), (200, &b"b"[..]));
 
     let body = Some(b"{\"x\":1}".to_vec());
-    httpcall::send(
+    httpcall::send_with(
         "POST",
         &format!("{base}/post303"),
         &auth,
@@ -325,13 +325,13 @@ async fn redirects_are_followed_as_go_follows_them() {
     )
     .await
     .unwrap();
-    httpcall::send("POST", &format!("{base}/keep307"), &auth, body, &opts())
+    httpcall::send_with("POST", &format!("{base}/keep307"), &auth, body, &opts())
         .await
         .unwrap();
-    httpcall::send("GET", &format!("{base}/cross"), &auth, None, &opts())
+    httpcall::send_with("GET", &format!("{base}/cross"), &auth, None, &opts())
         .await
         .unwrap();
-    let err = httpcall::send("GET", &format!("{base}/loop"), &[], None, &opts())
+    let err = httpcall::send_with("GET", &format!("{base}/loop"), &[], None, &opts())
         .await
         .unwrap_err();
     assert!(err.contains("stopped after 10 redirects"), "{err}");

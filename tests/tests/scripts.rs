@@ -20,13 +20,20 @@ fn target_dir(env: Option<&str>) -> String {
         None => c.env_remove("CARGO_TARGET_DIR"),
     };
     let out = c.output().expect("run scripts/target-dir");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
 fn target_dir_is_where_cargo_builds() {
-    assert_eq!(target_dir(Some("/tmp/iter8-elsewhere")), "/tmp/iter8-elsewhere");
+    assert_eq!(
+        target_dir(Some("/tmp/iter8-elsewhere")),
+        "/tmp/iter8-elsewhere"
+    );
     // relative: to the repository root, where the scripts run cargo
     assert_eq!(
         target_dir(Some("build-out")),
@@ -54,7 +61,12 @@ fn no_script_or_make_target_hard_codes_the_target_directory() {
             if line.trim_start().starts_with('#') {
                 continue;
             }
-            for dir in ["target/debug", "target/release", "target/x86_64", "target/$("] {
+            for dir in [
+                "target/debug",
+                "target/release",
+                "target/x86_64",
+                "target/$(",
+            ] {
                 // a path that starts at "target/" (not "$target/..." or ".../target/...")
                 let hit = line.match_indices(dir).any(|(i, _)| {
                     i == 0 || matches!(line.as_bytes()[i - 1], b' ' | b'"' | b'\'' | b'=' | b'(')
@@ -65,5 +77,9 @@ fn no_script_or_make_target_hard_codes_the_target_directory() {
             }
         }
     }
-    assert!(offenders.is_empty(), "use scripts/target-dir:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "use scripts/target-dir:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -19,7 +19,7 @@ pub async fn fetch(url: &str, timeout: Duration) -> Result<Bytes, GrpcError> {
             )))
         }
     }
-    let resp = httpcall::send("GET", url, &[], None, &httpcall::CallOptions::new(timeout))
+    let resp = httpcall::send("GET", url, &[], None, timeout)
         .await
         .map_err(GrpcError::Fetch)?;
     if !(200..300).contains(&resp.status) {

@@ -595,7 +595,7 @@ async fn load_template(
         Source::File(p) => std::fs::read_to_string(p)
             .map_err(|e| TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))),
         Source::Url(u) => {
-            let resp = httpcall::send("GET", u, &[], None, call)
+            let resp = httpcall::send_with("GET", u, &[], None, call)
                 .await
                 .map_err(|e| TaskError::Failed(format!("{field}: cannot fetch template: {e}")))?;
             if !(200..300).contains(&resp.status) {
@@ -670,7 +670,7 @@ async fn query_metric(
         headers.push(("Authorization".into(), a.to_string()));
     }
     let body = metric.body.as_ref().map(|b| b.as_bytes().to_vec());
-    let resp = httpcall::send(method, &url, &headers, body, call).await?;
+    let resp = httpcall::send_with(method, &url, &headers, body, call).await?;
     if !(200..300).contains(&resp.status) {
         return Err(format!(
             "HTTP {} from {}: {}",

@@ -118,9 +118,20 @@ pub fn with_query(url: &str, params: &[(String, String)]) -> String {
     format!("{url}{sep}{}", q.join("&"))
 }
 
+/// [`send_with`] default trust and this time limit.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<HttpResponse, String> {
+    send_with(method, url, headers, body, &CallOptions::new(timeout)).await
+}
+
 /// Send one request (following redirects) and read the whole response. `Err` is a
 /// readable reason (connection refused, timeout, bad URL...), without header values.
-pub async fn send(
+pub async fn send_with(
     method: &str,
     url: &str,
     headers: &[(String, String)],

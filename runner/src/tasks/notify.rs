@@ -409,7 +409,7 @@ impl NotifyTask {
             self.ca_file.as_deref(),
             self.insecure_skip_verify,
         )?;
-        let outcome = httpcall::send(
+        let outcome = httpcall::send_with(
             &call.method,
             &call.url,
             &call.headers,

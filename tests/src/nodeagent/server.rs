@@ -26,9 +26,10 @@ pub fn read_certs(
     path: &Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, NodeAgentError> {
     let pem = std::fs::read(path).map_err(|e| NodeAgentError::io(path, e))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| NodeAgentError::io(path, e))?;
+        .map_err(|e| NodeAgentError::Tls(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(NodeAgentError::Tls(format!(
             "{}: no PEM certificate in it",
@@ -46,11 +47,15 @@ pub fn tls_config(
 ) -> Result<Arc<rustls::ServerConfig>, NodeAgentError> {
     let certs = read_certs(cert)?;
     let key_pem = std::fs::read(key).map_err(|e| NodeAgentError::io(key, e))?;
-    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| NodeAgentError::io(key, e))?
-        .ok_or_else(|| {
-            NodeAgentError::Tls(format!("{}: no PEM private key in it", key.display()))
-        })?;
+    let key_der = {
+        use rustls::pki_types::pem::{self, PemObject};
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+            pem::Error::NoItemsFound => {
+                NodeAgentError::Tls(format!("{}: no PEM private key in it", key.display()))
+            }
+            e => NodeAgentError::Tls(format!("{}: {e}", key.display())),
+        })?
+    };
     let mut roots = rustls::RootCertStore::empty();
     for c in read_certs(client_ca)? {
         roots
