@@ -92,6 +92,30 @@ pub struct GrpcTask {
     /// URL of the JSON request data, fetched by the runner before load starts.
     #[serde(default, rename = "dataURL", skip_serializing_if = "Option::is_none")]
     pub data_url: Option<String>,
+    /// Path of a JSON file of request data (ghz `data-file`; Iter8's chart renders it beside
+    /// `dataURL`, which then wins: the runner fetches the URL itself).
+    #[serde(
+        default,
+        rename = "data-file",
+        alias = "dataFile",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_file: Option<String>,
+    /// Path of a serialized request message (ghz `binary-file`), sent as it is.
+    #[serde(
+        default,
+        rename = "binary-file",
+        alias = "binaryFile",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub binary_file: Option<String>,
+    /// URL of a serialized request message (Iter8's `binaryDataURL`), fetched by the runner.
+    #[serde(
+        default,
+        rename = "binaryDataURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub binary_data_url: Option<String>,
     /// Request metadata (gRPC headers). Keys ending in `-bin` are sent as binary metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
@@ -102,6 +126,22 @@ pub struct GrpcTask {
         skip_serializing_if = "Option::is_none"
     )]
     pub metadata_url: Option<String>,
+    /// Path of a JSON object of request metadata (ghz `metadata-file`; beside
+    /// `metadataURL`, the URL wins).
+    #[serde(
+        default,
+        rename = "metadata-file",
+        alias = "metadataFile",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata_file: Option<String>,
+    /// Iter8's warmup task (`warmup: true`, as Iter8's chart renders it before the measured
+    /// task): the load runs and nothing is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<bool>,
+    /// ghz `skipFirst`: the first N calls are not counted (our `warmupNumRequests`).
+    #[serde(default, rename = "skipFirst", skip_serializing_if = "Option::is_none")]
+    pub skip_first: Option<u64>,
     /// Number of requests (default 200); ignored when `duration` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
@@ -208,6 +248,13 @@ enum Source {
     Reflection,
 }
 
+/// Where a serialized request message comes from.
+#[derive(Clone, Debug, PartialEq)]
+enum Binary {
+    File(String),
+    Url(String),
+}
+
 /// A value and the parameter path it came from (for errors).
 #[derive(Clone, Debug)]
 struct At<T> {
@@ -228,8 +275,12 @@ struct Target {
     import_paths: Vec<PathBuf>,
     data: At<Option<serde_json::Value>>,
     data_url: Option<At<String>>,
+    data_file: Option<At<String>>,
+    /// A serialized request message: (file or URL, where).
+    binary: Option<At<Binary>>,
     metadata: At<BTreeMap<String, String>>,
     metadata_url: Option<At<String>>,
+    metadata_file: Option<At<String>>,
     plan: Plan,
     warmup: Option<Plan>,
     connections: usize,
@@ -385,7 +436,12 @@ impl GrpcTask {
                 field: a.field,
             }),
         ];
-        let given: Vec<At<Source>> = candidates.into_iter().flatten().collect();
+        let mut given: Vec<At<Source>> = candidates.into_iter().flatten().collect();
+        // Iter8's chart renders `proto: /tmp/ghz.proto` beside `protoURL` (it downloaded the
+        // URL there with curl): the URL is the source; the runner fetches it itself.
+        if given.iter().any(|g| matches!(g.value, Source::ProtoUrl(_))) {
+            given.retain(|g| !matches!(g.value, Source::ProtoFile(_)));
+        }
         if given.len() > 1 {
             return Err(TaskError::invalid(
                 &given[1].field,
@@ -421,6 +477,46 @@ impl GrpcTask {
 
         let data = pick!(data, "data");
         let data_url = pick!(data_url, "dataURL");
+        // As Iter8's chart renders them, a file beside its URL is the URL's download: the
+        // URL wins.
+        let data_file = pick!(data_file, "data-file").filter(|_| data_url.is_none());
+        let binary_url = pick!(binary_data_url, "binaryDataURL");
+        let binary = match (binary_url, pick!(binary_file, "binary-file")) {
+            (Some(u), _) => {
+                check_url(&u.value, &u.field)?;
+                Some(At {
+                    value: Binary::Url(u.value),
+                    field: u.field,
+                })
+            }
+            (None, Some(f)) => Some(At {
+                value: Binary::File(f.value),
+                field: f.field,
+            }),
+            (None, None) => None,
+        };
+        let others: Vec<&str> = [
+            data_url.as_ref().map(|a| a.field.as_str()),
+            data_file.as_ref().map(|a| a.field.as_str()),
+            binary.as_ref().map(|a| a.field.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if others.len() > 1 {
+            return Err(TaskError::invalid(
+                others[1],
+                format!("give one request source; also set: {}", others[0]),
+            ));
+        }
+        if let (Some(d), Some(other)) = (&data, others.first()) {
+            if data_url.is_none() {
+                return Err(TaskError::invalid(
+                    *other,
+                    format!("give either {} or {other}, not both", d.field),
+                ));
+            }
+        }
         if let (Some(d), Some(u)) = (&data, &data_url) {
             return Err(TaskError::invalid(
                 &u.field,
@@ -450,6 +546,8 @@ impl GrpcTask {
         if let Some(u) = &metadata_url {
             check_url(&u.value, &u.field)?;
         }
+        let metadata_file =
+            pick!(metadata_file, "metadata-file").filter(|_| metadata_url.is_none());
 
         let total = pick!(total, "total");
         let concurrency = pick!(concurrency, "concurrency");
@@ -513,7 +611,8 @@ impl GrpcTask {
             rps: rps_v,
             concurrency: concurrency_v as usize,
         };
-        let warmup_n = pick!(warmup_num_requests, "warmupNumRequests");
+        let warmup_n = pick!(warmup_num_requests, "warmupNumRequests")
+            .or_else(|| pick!(skip_first, "skipFirst"));
         let warmup_d = pick!(warmup_duration, "warmupDuration");
         if let (Some(_), Some(d)) = (&warmup_n, &warmup_d) {
             return Err(TaskError::invalid(
@@ -607,8 +706,11 @@ impl GrpcTask {
             import_paths,
             data,
             data_url,
+            data_file,
+            binary,
             metadata,
             metadata_url,
+            metadata_file,
             plan,
             warmup,
             connections: connections_v as usize,
@@ -666,6 +768,12 @@ impl GrpcTask {
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
         let targets = self.targets()?;
         let reports = self.measure(ctx.progress).await?;
+        if self.warmup == Some(true) {
+            // Iter8's warmup task: load only, nothing recorded.
+            let calls: u64 = reports.iter().map(|(_, r)| r.requests).sum();
+            tracing::info!(calls, "grpc: warmup done (warmup: true records no metrics)");
+            return Ok(());
+        }
         ctx.insights.ensure_versions(&self.version_names());
         let as_versions = self.endpoints_as_versions();
         for (i, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
@@ -742,6 +850,17 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         })?;
         metadata_pairs.extend(fetched);
     }
+    if let Some(f) = &t.metadata_file {
+        let body = std::fs::read(&f.value)
+            .map_err(|e| invalid(&f.field, format!("cannot read {}: {e}", f.value)))?;
+        let read: BTreeMap<String, String> = serde_json::from_slice(&body).map_err(|e| {
+            invalid(
+                &f.field,
+                format!("{} is not a JSON object of string values: {e}", f.value),
+            )
+        })?;
+        metadata_pairs.extend(read);
+    }
     let metadata: MetadataMap = metadata_map(&metadata_pairs)
         .map_err(|(k, m)| TaskError::invalid(format!("{}.{k}", t.metadata.field), m))?;
 
@@ -815,30 +934,70 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
     let method =
         descriptor::find_method(&pool, &t.call.value).map_err(|e| invalid(&t.call.field, e))?;
 
-    let data_value = match &t.data_url {
-        Some(u) => {
-            let body = fetch::fetch(&u.value, FETCH_TIMEOUT)
-                .await
-                .map_err(|e| invalid(&u.field, e))?;
+    let data_value = match &t.data_file {
+        Some(f) => {
+            let body = std::fs::read(&f.value)
+                .map_err(|e| invalid(&f.field, format!("cannot read {}: {e}", f.value)))?;
             let v: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| invalid(&u.field, format!("the document is not JSON: {e}")))?;
-            check_data_shape(&v, &u.field)?;
-            At {
+                .map_err(|e| invalid(&f.field, format!("{} is not JSON: {e}", f.value)))?;
+            check_data_shape(&v, &f.field)?;
+            Some(At {
                 value: Some(v),
-                field: u.field.clone(),
-            }
+                field: f.field.clone(),
+            })
         }
-        None => t.data.clone(),
+        None => None,
     };
-    let requests = descriptor::encode_data(
-        data_value.value.as_ref(),
-        &method.input(),
-        &data_value.field,
-    )
-    .map_err(|e| match e {
-        GrpcError::Data { path, message } => TaskError::invalid(path, message),
-        other => invalid(&data_value.field, other),
-    })?;
+    let data_value = match (&t.data_url, data_value) {
+        (_, Some(from_file)) => from_file,
+        (data_url, None) => match data_url {
+            Some(u) => {
+                let body = fetch::fetch(&u.value, FETCH_TIMEOUT)
+                    .await
+                    .map_err(|e| invalid(&u.field, e))?;
+                let v: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| invalid(&u.field, format!("the document is not JSON: {e}")))?;
+                check_data_shape(&v, &u.field)?;
+                At {
+                    value: Some(v),
+                    field: u.field.clone(),
+                }
+            }
+            None => t.data.clone(),
+        },
+    };
+    let requests = match &t.binary {
+        // A serialized message, sent as it is (checked against the request type).
+        Some(b) => {
+            let bytes = match &b.value {
+                Binary::File(path) => std::fs::read(path)
+                    .map(bytes::Bytes::from)
+                    .map_err(|e| invalid(&b.field, format!("cannot read {path}: {e}")))?,
+                Binary::Url(url) => fetch::fetch(url, FETCH_TIMEOUT)
+                    .await
+                    .map_err(|e| invalid(&b.field, e))?,
+            };
+            prost_reflect::DynamicMessage::decode(method.input(), bytes.clone()).map_err(|e| {
+                invalid(
+                    &b.field,
+                    format!(
+                        "not a serialized {} message: {e}",
+                        method.input().full_name()
+                    ),
+                )
+            })?;
+            vec![bytes]
+        }
+        None => descriptor::encode_data(
+            data_value.value.as_ref(),
+            &method.input(),
+            &data_value.field,
+        )
+        .map_err(|e| match e {
+            GrpcError::Data { path, message } => TaskError::invalid(path, message),
+            other => invalid(&data_value.field, other),
+        })?,
+    };
 
     // Check the address and TLS settings now (connections open in the load).
     let connector = channel_config.connector().map_err(|e| {

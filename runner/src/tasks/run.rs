@@ -1,6 +1,13 @@
 //! `run:` steps: a shell script run with `/bin/sh -c` (Iter8 used bash; POSIX sh is what
 //! slim images have). The runner's own image has no shell: there a `run:` step fails with a
 //! clear message instead of a cryptic spawn error.
+//!
+//! One exception, so that the experiments Iter8 v0.15's chart renders run unchanged: its
+//! download steps, exactly `curl -o FILE URL` (before a grpc task with `protoURL`,
+//! `dataURL`, `metadataURL`, `binaryDataURL`, or an http task with `payloadURL`), are done
+//! by the runner itself, without a shell or curl: GET URL (16 MiB at most), written to FILE;
+//! a relative FILE is placed in the temporary directory (the image's root is read-only).
+//! A failed download names the step's URL.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -36,6 +43,9 @@ impl RunTask {
     }
 
     pub async fn run(&self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        if let Some((file, url)) = curl_download(&self.run) {
+            return download(file, url).await;
+        }
         self.run_with_shell(ctx, Path::new(SHELL)).await
     }
 
@@ -90,6 +100,46 @@ impl RunTask {
 }
 
 /// The last `max` bytes of `s`, on a character boundary.
+/// `curl -o FILE URL` (Iter8's chart's download step): FILE and URL.
+fn curl_download(script: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = script.split_whitespace().collect();
+    match words.as_slice() {
+        ["curl", "-o", file, url] if url.starts_with("http://") || url.starts_with("https://") => {
+            Some((file, url))
+        }
+        _ => None,
+    }
+}
+
+/// Time allowed for a download step.
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn download(file: &str, url: &str) -> Result<(), TaskError> {
+    let shown = super::httpcall::redact_url(url);
+    let fail = |why: String| TaskError::Failed(format!("run: curl -o {file} {shown}: {why}"));
+    let resp = super::httpcall::send("GET", url, &[], None, DOWNLOAD_TIMEOUT)
+        .await
+        .map_err(fail)?;
+    if !(200..300).contains(&resp.status) {
+        return Err(fail(format!("HTTP status {}", resp.status)));
+    }
+    let path = Path::new(file);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::temp_dir().join(path)
+    };
+    std::fs::write(&path, &resp.body)
+        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+    tracing::info!(
+        url = shown.as_str(),
+        file = %path.display(),
+        bytes = resp.body.len(),
+        "run: downloaded by the runner (Iter8's chart download step; no shell needed)"
+    );
+    Ok(())
+}
+
 fn tail(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod prometheus;
+pub mod streamer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
