@@ -308,7 +308,7 @@ def test_http_endpoints_pass_through():
         ({"tasks": ["github"], "github": {"repo": "r", "tokenFile": "/t"}}, "github.owner: missing; tasks includes github"),
         ({"tasks": ["github"], "github": {"owner": "o", "tokenFile": "/t"}}, "github.repo: missing"),
         ({"tasks": ["github"], "github": {"owner": "o", "repo": "r"}}, "github.tokenFile: missing; tasks includes github, so mount the token's Secret with secretMounts"),
-        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "tokenFile": "/t", "tokenEnv": "T"}}, "github: give exactly one of tokenFile, tokenEnv"),
+        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "tokenFile": "/t", "tokenEnv": "T"}}, "github: give exactly one of token, tokenFile, tokenEnv"),
         ({"tasks": ["http", "load"], **{"http": HTTP["http"]}}, 'tasks[1]: unknown task "load"; known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github'),
         ({**HTTP, "secretEnv": [{"name": "RUST_LOG", "secretName": "s", "key": "k"}]}, "secretEnv[0].name: RUST_LOG is set by the chart for the runner; choose another variable name"),
         ({**HTTP, "secretEnv": [{"name": "T", "secretName": "s", "key": "k"}, {"name": "T", "secretName": "s2", "key": "k"}]}, "secretEnv[1].name: T is already used by an earlier secretEnv entry"),
@@ -352,7 +352,7 @@ def test_fail_messages(values, message):
         ({"tasks": ["grpc"], "grpc": {"host": "h:1", "call": "a.B/C", "concurrency": "lots"}}, "/grpc/concurrency"),
         ({"tasks": ["notify"], "notify": {"url": "http://h/", "softFailure": "yes"}}, "/notify/softFailure"),
         # a token in clear is never accepted: it belongs in a Secret (secretMounts + tokenFile)
-        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "token": "ghp_x"}}, "additional properties 'token' not allowed"),
+        ({"tasks": ["github"], "github": {"owner": "o", "repo": "r", "token": 5}}, "github/token"),
         ({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": "relative/dir"}]}, "/secretMounts/0/mountPath"),
         ({**HTTP, "secretMounts": [{"name": "a", "mountPath": "/s"}]}, "/secretMounts/0"),
         ({**HTTP, "secretMounts": [{"name": "tmp", "secretName": "s", "mountPath": "/s"}]}, "/secretMounts/0/name"),
@@ -577,3 +577,68 @@ def test_app_version_is_the_runner_version_and_the_image_default():
     makefile = (CHART.parents[1] / "Makefile").read_text()
     repo = yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
     assert f"IMAGE_REPO ?= {repo}" in makefile
+
+
+# ---------------------------------------------------------------- Iter8 v0.15 values (accepted)
+
+
+def test_iter8_v015_values_from_its_docs_are_accepted_and_explained():
+    """Values of Iter8 v0.15's parameters page and tutorials (iter8-tools/docs)."""
+    values = set_values(
+        "tasks={ready,grpc,assess,slack,github}",
+        "iter8Image=iter8/iter8:0.15",
+        "majorMinor=v0.15",
+        "logLevel=warning",
+        "ready.chaosengine=litmus-engine",
+        "grpc.host=hello.default:50051",
+        "grpc.call=helloworld.Greeter.SayHello",
+        "grpc.skipFirst=10",
+        "assess.SLOs.upper.grpc/error-rate=0",
+        "slack.url=https://hooks.slack.com/services/T/B/X",
+        "slack.method=POST",
+        "github.owner=my-org",
+        "github.repo=my-app",
+        "github.token=ghp_secret",
+    )
+    raw = render_raw(values)
+    objs = render(values)
+    spec = experiment(objs)["spec"]
+    assert spec[0]["with"] == {
+        "group": "litmuschaos.io",
+        "version": "v1alpha1",
+        "resource": "chaosengines",
+        "name": "litmus-engine",
+        "namespace": "default",
+    }
+    assert spec[1]["with"]["skipFirst"] == 10
+    # The token is never in the experiment: a Secret of its own, an env variable, tokenEnv.
+    gh = spec[4]["with"]["github"]
+    assert gh["tokenEnv"] == "ITER8_GITHUB_TOKEN" and "token" not in gh
+    secret = [o for o in find(objs, "Secret") if o["metadata"]["name"] == "hello-github-token"]
+    assert secret and secret[0]["stringData"] == {"token": "ghp_secret"}
+    assert "ghp_secret" not in yaml.safe_dump(experiment(objs))
+    env = {e["name"]: e for e in one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RUST_LOG"]["value"] == "warn"
+    assert env["ITER8_GITHUB_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hello-github-token", "key": "token"}
+    notes_env = env["ITER8_VALUES_NOTES"]["value"]
+    notes = next(t for p, t in raw.items() if p.endswith("NOTES.txt"))
+    for said in (
+        "iter8Image=iter8/iter8:0.15 is ignored",
+        "majorMinor=v0.15 is ignored",
+        "logLevel=warning is Iter8's name; the runner logs at warn",
+        "slack.method=POST is ignored",
+        "github.token is a value",
+        "secretEnv and github.tokenEnv",
+    ):
+        assert said in notes, notes
+        assert said in notes_env, notes_env
+    # The ready Role may read that one ChaosEngine.
+    rules = [r for o in find(objs, "Role") for r in o.get("rules", [])]
+    assert any(r.get("resources") == ["chaosengines"] and r.get("resourceNames") == ["litmus-engine"] for r in rules), rules
+
+
+def test_iter8_values_not_given_add_no_notes_env_or_secret():
+    objs = render(HTTP)
+    env = {e["name"] for e in one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "ITER8_VALUES_NOTES" not in env and "ITER8_GITHUB_TOKEN" not in env
+    assert all(o["metadata"]["name"] != "hello-github-token" for o in find(objs, "Secret"))

@@ -36,7 +36,18 @@ spec:
         - name: ITER8_REVISION
           value: {{ .Release.Revision | quote }}
         - name: RUST_LOG
-          value: {{ .Values.logLevel | quote }}
+          value: {{ include "iter8.logLevel" . | quote }}
+        {{- with include "iter8.valuesNotes" . }}
+        - name: ITER8_VALUES_NOTES
+          value: {{ . | quote }}
+        {{- end }}
+        {{- if include "iter8.githubTokenFromValues" . }}
+        - name: ITER8_GITHUB_TOKEN
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "iter8.githubTokenSecret" . }}
+              key: token
+        {{- end }}
         {{- with ((.Values.metrics).pushgateway).url }}
         - name: ITER8_PUSHGATEWAY_URL
           value: {{ . | quote }}

@@ -2,7 +2,7 @@
 ready: wait until Kubernetes objects exist and, for some, have a condition with status True.
 Iter8's shortcuts: ready.service (v1 services: exists), ready.deploy (apps/v1 deployments:
 Available), ready.ksvc (Knative services: Ready), ready.isvc (KServe inferenceservices:
-Ready); or any object with ready.version + ready.resource + ready.name (+ group, condition).
+Ready), ready.chaosengine (LitmusChaos chaosengines: exists); or any object with ready.version + ready.resource + ready.name (+ group, condition).
 */}}
 
 {{/* The targets of the ready task as a YAML list (also used by the ready Role). */}}
@@ -21,6 +21,9 @@ Ready); or any object with ready.version + ready.resource + ready.name (+ group,
 {{- end }}
 {{- if $v.isvc }}
 {{- $targets = append $targets (dict "group" "serving.kserve.io" "version" "v1beta1" "resource" "inferenceservices" "name" $v.isvc "condition" "Ready") }}
+{{- end }}
+{{- if $v.chaosengine }}
+{{- $targets = append $targets (dict "group" "litmuschaos.io" "version" "v1alpha1" "resource" "chaosengines" "name" $v.chaosengine) }}
 {{- end }}
 {{- if or $v.name $v.resource $v.group $v.version $v.condition }}
 {{- range $k := list "name" "resource" "version" }}

@@ -89,6 +89,12 @@ fn main() -> ExitCode {
     let tty = std::io::stderr().is_terminal();
     let show_progress = tty && !opts.quiet;
     init_logging(&opts, tty, show_progress);
+    // Iter8 v0.15 chart values that are ignored or have a safer form (the chart says which).
+    if let Ok(notes) = std::env::var("ITER8_VALUES_NOTES") {
+        for note in notes.split("; ").filter(|n| !n.trim().is_empty()) {
+            tracing::warn!("chart values: {note}");
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
