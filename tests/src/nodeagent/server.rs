@@ -203,3 +203,155 @@ async fn stream_log(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    struct Pki {
+        dir: tempfile::TempDir,
+        client: (String, String),
+        stranger: (String, String),
+    }
+
+    /// A CA, a serving certificate for 127.0.0.1, a client certificate it signed, and a
+    /// client certificate of another CA.
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let k = KeyPair::generate().unwrap();
+            let c = p.self_signed(&k).unwrap();
+            (p, k, c)
+        };
+        let (ca_p, ca_k, ca_c) = ca("test-ca");
+        let issuer = Issuer::from_params(&ca_p, &ca_k);
+        let leaf = |issuer: &Issuer<'_, &KeyPair>, sans: Vec<String>, cn: &str| {
+            let mut p = CertificateParams::new(sans).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let k = KeyPair::generate().unwrap();
+            let c = p.signed_by(&k, issuer).unwrap();
+            (c.pem(), k.serialize_pem())
+        };
+        let (srv_c, srv_k) = leaf(&issuer, vec!["127.0.0.1".into()], "node");
+        let client = leaf(&issuer, vec![], "kube-apiserver-kubelet-client");
+        let (o_p, o_k, _) = ca("other-ca");
+        let stranger = leaf(&Issuer::from_params(&o_p, &o_k), vec![], "stranger");
+        std::fs::write(dir.path().join("ca.crt"), ca_c.pem()).unwrap();
+        std::fs::write(dir.path().join("srv.crt"), srv_c).unwrap();
+        std::fs::write(dir.path().join("srv.key"), srv_k).unwrap();
+        Pki {
+            dir,
+            client,
+            stranger,
+        }
+    }
+
+    async fn get(
+        port: u16,
+        ca: &Path,
+        client: &(String, String),
+        path: &str,
+    ) -> Result<(u16, String), String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in read_certs(ca).unwrap() {
+            roots.add(c).unwrap();
+        }
+        let certs = rustls_pemfile::certs(&mut client.0.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut client.1.as_bytes())
+            .unwrap()
+            .unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .unwrap();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = Request::get(path)
+            .header("host", "127.0.0.1")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn logs_are_served_to_clients_of_the_client_ca_only() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let p = pki();
+        let d = p.dir.path();
+        let tls = tls_config(&d.join("srv.crt"), &d.join("srv.key"), &d.join("ca.crt")).unwrap();
+        let state = d.join("state");
+        let pod = logs::pod_dir(&state, "ns", "web", "uid-1");
+        let log_file = logs::log_path(&pod, "main", 0);
+        let w = logs::LogWriter::create(&log_file).unwrap();
+        for l in ["one", "two", "three"] {
+            w.record("stdout", l.as_bytes(), false);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve(listener, tls, state));
+        let ca = d.join("ca.crt");
+
+        let (code, body) = get(
+            port,
+            &ca,
+            &p.client,
+            "/containerLogs/ns/web/main?tailLines=2",
+        )
+        .await
+        .unwrap();
+        assert_eq!((code, body.as_str()), (200, "two\nthree\n"));
+        let (code, body) = get(port, &ca, &p.client, "/containerLogs/ns/other/main")
+            .await
+            .unwrap();
+        assert_eq!(code, 404, "{body}");
+        assert!(body.contains("ns/other"), "{body}");
+
+        // follow: what is written later arrives, and the stream ends when the run ends
+        let follow = tokio::spawn({
+            let (ca, client) = (ca.clone(), p.client.clone());
+            async move { get(port, &ca, &client, "/containerLogs/ns/web/main?follow=true").await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.record("stderr", b"four", false);
+        logs::mark_done(&log_file);
+        let (code, body) = tokio::time::timeout(Duration::from_secs(10), follow)
+            .await
+            .expect("follow ends with the run")
+            .unwrap()
+            .unwrap();
+        assert_eq!((code, body.as_str()), (200, "one\ntwo\nthree\nfour\n"));
+
+        // a client certificate of another CA gets no answer
+        let denied = get(port, &ca, &p.stranger, "/containerLogs/ns/web/main").await;
+        assert!(denied.is_err(), "{denied:?}");
+    }
+}
