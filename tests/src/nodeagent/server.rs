@@ -261,12 +261,11 @@ mod tests {
         for c in read_certs(ca).unwrap() {
             roots.add(c).unwrap();
         }
-        let certs = rustls_pemfile::certs(&mut client.0.as_bytes())
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(client.0.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
-        let key = rustls_pemfile::private_key(&mut client.1.as_bytes())
-            .unwrap()
-            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(client.1.as_bytes()).unwrap();
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
