@@ -1,7 +1,9 @@
 //! End to end on the test cluster: a CronJob experiment installed with the chart whose
 //! `assess.regression` limit catches a loop that got slower than the previous one, with
 //! the verdict metrics pushed by the runner pod to a real Pushgateway (Debian
-//! `prometheus-pushgateway`) through the chart's `metrics.pushgateway.url`.
+//! `prometheus-pushgateway`) through the chart's `metrics.pushgateway.url`; and a Job
+//! comparing two versions (`http.endpointsAreVersions`) with `assess.baseline`,
+//! `assess.relativeSLOs` and `assess.compare` set by `--set`.
 //!
 //! The binaries come from the same target directory as this test (`cargo test --workspace`
 //! builds them; alone: `cargo build -p iter8 --bins` first).
@@ -102,6 +104,31 @@ async fn metrics_page(pg: &Pushgateway) -> Option<String> {
     (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
 }
 
+async fn cluster() -> TestCluster {
+    TestCluster::start_with(TestClusterOptions {
+        image_map: vec![ImageMapping {
+            pattern: "iter8-runner".into(),
+            target: ImageTarget::Binary(bin("iter8-runner")),
+        }],
+        ..Default::default()
+    })
+    .await
+    .expect("test cluster")
+}
+
+async fn install(tc: &TestCluster, release: &str, sets: &[String], wait: bool) {
+    let chart = repo_root().join("charts/iter8").display().to_string();
+    let mut args: Vec<&str> = vec!["install", release, &chart, "-n", NS];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    if wait {
+        args.extend(["--wait", "--wait-for-jobs", "--timeout", "2m"]);
+    }
+    let r = helm(tc, &args).await;
+    assert_eq!(r.code, 0, "helm install: {r}");
+}
+
 async fn report_json(tc: &TestCluster, release: &str) -> Value {
     let r = iter8(
         tc,
@@ -114,19 +141,10 @@ async fn report_json(tc: &TestCluster, release: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
-    let tc = TestCluster::start_with(TestClusterOptions {
-        image_map: vec![ImageMapping {
-            pattern: "iter8-runner".into(),
-            target: ImageTarget::Binary(bin("iter8-runner")),
-        }],
-        ..Default::default()
-    })
-    .await
-    .expect("test cluster");
+    let tc = cluster().await;
     let delay = Arc::new(AtomicU64::new(10));
     let addr = slow_target(delay.clone()).await;
     let pg = pushgateway().await;
-    let chart = repo_root().join("charts/iter8").display().to_string();
     let sets = [
         "runner=cronjob".to_string(),
         // yearly: only our triggers run it
@@ -139,12 +157,7 @@ async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
         "assess.regression.upper.http/latency-mean=100".into(),
         format!("metrics.pushgateway.url={}", pg.1),
     ];
-    let mut args: Vec<&str> = vec!["install", "slower", &chart, "-n", NS];
-    for s in &sets {
-        args.extend(["--set", s]);
-    }
-    let r = helm(&tc, &args).await;
-    assert_eq!(r.code, 0, "helm install: {r}");
+    install(&tc, "slower", &sets, false).await;
 
     let run_loop = |n: u64, ms: u64| {
         delay.store(ms, Ordering::Relaxed);
@@ -196,5 +209,62 @@ async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
         "{page}"
     );
     let r = helm(&tc, &["uninstall", "slower", "-n", NS]).await;
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_relative_slos_and_comparison_against_a_baseline() {
+    let tc = cluster().await;
+    let fast = slow_target(Arc::new(AtomicU64::new(2))).await;
+    let slow = slow_target(Arc::new(AtomicU64::new(20))).await;
+    let sets = [
+        "tasks={http,assess}".to_string(),
+        "http.numRequests=40".into(),
+        "http.qps=100".into(),
+        "http.endpointsAreVersions=true".into(),
+        format!("http.endpoints.v1.url=http://{fast}/"),
+        format!("http.endpoints.v2.url=http://{slow}/"),
+        "assess.baseline=v1".into(),
+        "assess.relativeSLOs.upper.http/latency-mean=10".into(),
+        "assess.relativeSLOs.lower.http/request-count=5".into(),
+        "assess.compare.metrics={http/latency,http/error-rate}".into(),
+    ];
+    install(&tc, "ab", &sets, true).await;
+    let res = report_json(&tc, "ab").await;
+    assert_eq!(
+        res["insights"]["versionNames"],
+        serde_json::json!(["v1", "v2"]),
+        "{res}"
+    );
+    let rel = &res["insights"]["relativeSLOs"];
+    assert_eq!(rel["baselineName"], "v1", "{res}");
+    let mean = &rel["checks"][0];
+    assert_eq!(mean["metric"], "http/latency-mean", "{res}");
+    assert_eq!(mean["versions"][0]["satisfied"], true, "{res}");
+    assert_eq!(mean["versions"][1]["satisfied"], false, "{res}");
+    assert_eq!(rel["checks"][1]["versions"][1]["satisfied"], true, "{res}");
+    let latency = &res["insights"]["comparisons"]["metrics"][0];
+    assert_eq!(latency["versions"][0]["verdict"], "worse", "{res}");
+    assert_eq!(latency["winnerName"], "v1", "{res}");
+
+    let r = iter8_assert(&tc, "completed,nofailure", "ab", NS, &[]).await;
+    assert_eq!(r.code, 0, "{r}");
+    let r = iter8_assert(&tc, "slos", "ab", NS, &[]).await;
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.out
+            .contains("relative SLO violated: version v2: http/latency-mean"),
+        "{r}"
+    );
+    let r = iter8_assert(&tc, "comparisons", "ab", NS, &[]).await;
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.out
+            .contains("version v2 is significantly worse than baseline v1 on http/latency"),
+        "{r}"
+    );
+    let r = iter8(&tc, &["report", "--release", "ab", "-n", NS]).await;
+    assert!(r.out.contains("Comparisons with baseline v1"), "{r}");
+    let r = helm(&tc, &["uninstall", "ab", "-n", NS]).await;
     assert_eq!(r.code, 0, "{r}");
 }
