@@ -131,3 +131,76 @@ result:
     assert_eq!(result.num_completed_tasks, 6);
     assert!(!result.failure);
 }
+
+/// Iter8 v0.15.8's `_task-http.tpl` with `payloadURL`: a `run: curl -o payload.dat URL`
+/// step, then the http task with `payloadFile: payload.dat` beside `payloadURL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iter8_chart_rendered_http_experiment_with_payload_url_runs_unchanged() {
+    let app = TestServer::start(Arc::new(|s: &Seen| match s.path.as_str() {
+        "/payload.json" => (200, "application/json".into(), r#"{"order": 7}"#.into()),
+        "/missing.json" => (404, "text/plain".into(), "not found".into()),
+        _ => (200, "text/plain".into(), "ok".into()),
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = |payload: &str| {
+        format!(
+            "spec:
+  # task: download payload from payload URL
+  - run: |
+      curl -o payload.dat {payload}
+  # task: generate HTTP requests for app
+  # collect Iter8's built-in HTTP latency and error-related metrics
+  - task: http
+    with:
+      numRequests: 6
+      payloadFile: payload.dat
+      payloadURL: {payload}
+      url: {url}
+",
+            url = app.url("/order"),
+        )
+    };
+    let run = |text: String| {
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(dir.join("experiment.yaml"), text).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+                .current_dir(&dir)
+                .args(["-f", "experiment.yaml", "-o", "result.yaml", "--quiet"])
+                .env_remove("RUST_LOG")
+                // A relative download lands in the temporary directory: this test's own.
+                .env("TMPDIR", &dir)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(experiment(&app.url("/payload.json"))).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let posts: Vec<_> = app
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/order")
+        .collect();
+    assert_eq!(posts.len(), 6);
+    assert!(posts
+        .iter()
+        .all(|r| r.method == "POST" && r.body == br#"{"order": 7}"#));
+
+    // A payload that cannot be downloaded: the run step fails and names the URL.
+    let out = run(experiment(&app.url("/missing.json"))).await.unwrap();
+    assert!(!out.status.success());
+    let result: ExperimentResult =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("result.yaml")).unwrap())
+            .unwrap();
+    assert!(result.failure);
+    let text = format!("{result:?}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("/missing.json") && text.contains("HTTP status 404"),
+        "{text}"
+    );
+}

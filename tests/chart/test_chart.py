@@ -294,7 +294,6 @@ def test_http_endpoints_pass_through():
         ({}, "tasks: empty"),
         ({"tasks": ["http"]}, "http.url: missing; tasks includes http, so set the URL to load"),
         ({"tasks": ["http"], "http": {"endpoints": {"v1": {"numRequests": 3}}}}, "http.endpoints.v1.url: missing"),
-        ({"tasks": ["http"], "http": {"url": "http://x/", "payloadURL": "http://p/"}}, "http.payloadURL: not supported"),
         ({"tasks": ["grpc"], "grpc": {"host": "h:50051"}}, "grpc.call: missing; tasks includes grpc"),
         ({"tasks": ["grpc"], "grpc": {"call": "a.B/C", "endpoints": {"e1": {"call": "a.B/C"}}}}, "grpc.endpoints.e1.host: missing"),
         ({"tasks": ["ready"]}, "ready: no target; tasks includes ready, so set what to wait for"),
@@ -600,6 +599,8 @@ def test_iter8_v015_values_from_its_docs_are_accepted_and_explained():
         "github.repo=my-app",
         "github.token=ghp_secret",
     )
+    http = experiment(render(set_values("tasks={http}", "http.url=http://x/", "http.payloadURL=http://p/payload.json")))
+    assert http["spec"][0]["with"]["payloadURL"] == "http://p/payload.json"
     raw = render_raw(values)
     objs = render(values)
     spec = experiment(objs)["spec"]

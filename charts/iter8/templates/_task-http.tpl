@@ -8,9 +8,6 @@ task unchanged (Iter8 v0.15 names); http.if sets the task's condition.
 {{- if not (or $v.url $v.endpoints) }}
 {{- fail "http.url: missing; tasks includes http, so set the URL to load, e.g. --set http.url=http://httpbin.default/get (or http.endpoints.<name>.url for several endpoints)" }}
 {{- end }}
-{{- if $v.payloadURL }}
-{{- fail "http.payloadURL: not supported (the runner downloads nothing at run time); put the payload in the values instead: --set-file http.payloadStr=payload.json" }}
-{{- end }}
 {{- $with := deepCopy $v }}
 {{- $if := $with.if }}
 {{- $_ := unset $with "if" }}
@@ -18,9 +15,6 @@ task unchanged (Iter8 v0.15 names); http.if sets the task's condition.
 {{- range $name, $e := ($with.endpoints | default dict) }}
 {{- if not (or $e.url $v.url) }}
 {{- fail (printf "http.endpoints.%s.url: missing; set the URL of endpoint %s (or http.url for all endpoints)" $name $name) }}
-{{- end }}
-{{- if $e.payloadURL }}
-{{- fail (printf "http.endpoints.%s.payloadURL: not supported (the runner downloads nothing at run time); use payloadStr" $name) }}
 {{- end }}
 {{- include "iter8.numbers" (list $e "qps") }}
 {{- end }}

@@ -115,6 +115,15 @@ pub struct HttpTask {
     /// once, before the first request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_file: Option<String>,
+    /// URL of the request body, fetched by the runner before the first request (16 MiB at
+    /// most); makes the request a POST. Iter8's chart renders it beside `payloadFile`
+    /// (its curl download): the URL wins.
+    #[serde(
+        default,
+        rename = "payloadURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub payload_url: Option<String>,
     /// `Content-Type` of the request body, e.g. `application/json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
@@ -185,6 +194,15 @@ pub struct HttpEndpoint {
     /// File whose content is the request body; makes the request a POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_file: Option<String>,
+    /// URL of the request body, fetched by the runner before the first request (16 MiB at
+    /// most); makes the request a POST. Iter8's chart renders it beside `payloadFile`
+    /// (its curl download): the URL wins.
+    #[serde(
+        default,
+        rename = "payloadURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub payload_url: Option<String>,
     /// `Content-Type` of the request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
@@ -226,6 +244,7 @@ struct Resolved {
     headers: BTreeMap<String, String>,
     payload_str: Option<String>,
     payload_file: Option<String>,
+    payload_url: Option<String>,
     content_type: Option<String>,
     error_ranges: Vec<ErrorRange>,
     warmup_num_requests: Option<u64>,
@@ -281,6 +300,7 @@ impl HttpTask {
             headers: self.headers.clone(),
             payload_str: self.payload_str.clone(),
             payload_file: self.payload_file.clone(),
+            payload_url: self.payload_url.clone(),
             content_type: self.content_type.clone(),
             error_ranges: self
                 .error_ranges
@@ -319,9 +339,10 @@ impl HttpTask {
                 for (k, v) in &e.headers {
                     r.headers.insert(k.clone(), v.clone());
                 }
-                if e.payload_str.is_some() || e.payload_file.is_some() {
+                if e.payload_str.is_some() || e.payload_file.is_some() || e.payload_url.is_some() {
                     r.payload_str = e.payload_str.clone();
                     r.payload_file = e.payload_file.clone();
+                    r.payload_url = e.payload_url.clone();
                 }
                 if e.content_type.is_some() {
                     r.content_type = e.content_type.clone();
@@ -528,6 +549,20 @@ fn validate_resolved(r: &Resolved) -> Result<(), TaskError> {
             "set either payloadStr or payloadFile, not both",
         ));
     }
+    if let Some(u) = &r.payload_url {
+        if r.payload_str.is_some() {
+            return Err(TaskError::invalid(
+                r.f("payloadURL"),
+                "set either payloadStr or payloadURL, not both",
+            ));
+        }
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(TaskError::invalid(
+                r.f("payloadURL"),
+                format!("{u:?} is not an http(s) URL, e.g. https://example.com/payload.json"),
+            ));
+        }
+    }
     if r.payload_file.as_deref().is_some_and(str::is_empty) {
         return Err(TaskError::invalid(
             r.f("payloadFile"),
@@ -684,12 +719,33 @@ impl ExchangeError {
     }
 }
 
+/// Time allowed to fetch `payloadURL`.
+const PAYLOAD_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// GET a payload (`payloadURL`): the body of a 2xx reply (at most 16 MiB).
+async fn fetch_payload(url: &str) -> Result<Bytes, String> {
+    let resp = super::httpcall::send("GET", url, &[], None, PAYLOAD_FETCH_TIMEOUT).await?;
+    if !(200..300).contains(&resp.status) {
+        return Err(format!("HTTP status {}", resp.status));
+    }
+    Ok(resp.body)
+}
+
 impl HttpSender {
     /// Read files, resolve the host, build the request template. Errors name the field.
     async fn prepare(r: &Resolved) -> Result<Self, TaskError> {
         let url = r.url.as_deref().unwrap_or_default();
         let target = parse_url(url).map_err(|m| TaskError::invalid(r.f("url"), m))?;
         let body = match (&r.payload_str, &r.payload_file) {
+            _ if r.payload_url.is_some() => {
+                let u = r.payload_url.as_deref().unwrap_or_default();
+                Some(fetch_payload(u).await.map_err(|m| {
+                    TaskError::invalid(
+                        r.f("payloadURL"),
+                        format!("GET {}: {m}", super::httpcall::redact_url(u)),
+                    )
+                })?)
+            }
             (Some(s), _) => Some(Bytes::from(s.clone())),
             (None, Some(path)) => Some(Bytes::from(tokio::fs::read(path).await.map_err(|e| {
                 TaskError::invalid(
