@@ -38,6 +38,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	bash scripts/cargo-machete
+	@# the workflows, and action.yml through the workflow that uses it
+	"$$(bash scripts/tools path actionlint)" .github/workflows/*.yaml
 
 fmt:
 	$(CARGO) fmt --all
@@ -56,9 +58,9 @@ image:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
 	mkdir -p out/image
-	cp "$$(bash scripts/target-dir)/$(MUSL_TARGET)/release/iter8-runner" out/image/iter8-runner
-	@# symbols only serve debuggers and panic backtraces; without them the image is ~5 MB smaller
-	if command -v strip >/dev/null 2>&1; then strip out/image/iter8-runner; fi
+	@# one binary per architecture, named as the Dockerfile's TARGETARCH picks it (the release
+	@# workflow puts amd64 and arm64 side by side); the release profile strips symbols
+	cp "$$(bash scripts/target-dir)/$(MUSL_TARGET)/release/iter8-runner" out/image/iter8-runner-amd64
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
 	@$(CONTAINER) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MiB\n", $$1/1048576}'
 
