@@ -643,3 +643,85 @@ def test_iter8_values_not_given_add_no_notes_env_or_secret():
     env = {e["name"] for e in one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "ITER8_VALUES_NOTES" not in env and "ITER8_GITHUB_TOKEN" not in env
     assert all(o["metadata"]["name"] != "hello-github-token" for o in find(objs, "Secret"))
+
+
+# ---------------------------------------------------------------- conventions of other charts
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _pod(obj):
+    spec = obj["spec"]
+    return spec["template"] if obj["kind"] == "Job" else spec["jobTemplate"]["spec"]["template"]
+
+
+@pytest.mark.parametrize("runner, kind", [("job", "Job"), ("cronjob", "CronJob")])
+def test_pod_conventions_pull_secrets_annotations_labels_priority_spread(runner, kind):
+    spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}]
+    values = {
+        **HTTP,
+        "runner": runner,
+        "cronjobSchedule": "*/5 * * * *",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podAnnotations": {"cost-center": "qa"},
+        "podLabels": {"team": "payments"},
+        "priorityClassName": "batch-low",
+        "topologySpreadConstraints": spread,
+        "image": {"digest": DIGEST},
+    }
+    pod = _pod(one(render(values), kind))
+    assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false", "cost-center": "qa"}
+    assert pod["metadata"]["labels"]["team"] == "payments"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "iter8"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["spec"]["priorityClassName"] == "batch-low"
+    assert pod["spec"]["topologySpreadConstraints"] == spread
+    # by digest: the tag is not used
+    assert pod["spec"]["containers"][0]["image"] == f"ghcr.io/iter8-rs/iter8-runner@{DIGEST}"
+    # defaults: none of them rendered
+    pod = _pod(one(render({**HTTP, "runner": runner, "cronjobSchedule": "*/5 * * * *"}), kind))
+    for key in ("imagePullSecrets", "priorityClassName", "topologySpreadConstraints"):
+        assert key not in pod["spec"], key
+    assert pod["spec"]["containers"][0]["image"].startswith("ghcr.io/iter8-rs/iter8-runner:")
+
+
+def test_cronjob_time_zone_suspend_deadline_and_history():
+    base = {**HTTP, "runner": "cronjob", "cronjobSchedule": "0 3 * * *"}
+    spec = one(render(base), "CronJob")["spec"]
+    assert "timeZone" not in spec and "startingDeadlineSeconds" not in spec
+    assert (spec["suspend"], spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (False, 3, 3)
+    values = {
+        **base,
+        "cronjob": {
+            "timeZone": "Europe/Paris",
+            "suspend": True,
+            "startingDeadlineSeconds": 120,
+            "successfulJobsHistoryLimit": 0,
+            "failedJobsHistoryLimit": 10,
+        },
+    }
+    spec = one(render(values), "CronJob")["spec"]
+    assert spec["timeZone"] == "Europe/Paris"
+    assert spec["suspend"] is True
+    assert spec["startingDeadlineSeconds"] == 120
+    assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (0, 10)
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"image": {"digest": "latest"}}, "digest"),
+        ({"imagePullSecrets": ["regcred"]}, "imagePullSecrets"),
+        ({"cronjob": {"suspend": "yes"}}, "suspend"),
+        ({"cronjob": {"startingDeadlineSeconds": -1}}, "startingDeadlineSeconds"),
+        ({"cronjob": {"concurrency": "Allow"}}, "concurrency"),
+    ],
+)
+def test_new_values_are_checked_by_the_schema(values, where):
+    err = render_error({**HTTP, **values})
+    assert where in err, err
+
+
+def test_global_values_of_a_parent_chart_are_accepted():
+    objs = render({**HTTP, "global": {"imageRegistry": "registry.example.com", "anything": {"x": 1}}})
+    assert one(objs, "Job")

@@ -69,7 +69,11 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 
 {{/* The runner image: repository:tag, the tag defaulting to the chart's appVersion. */}}
 {{- define "iter8.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
 {{- end }}
 
 {{/* Whether `tasks` lists a task: include "iter8.hasTask" (list . "ready") */}}
