@@ -143,6 +143,7 @@ async fn node_agent_end_to_end() {
         a_pod_calls_the_api_as_its_service_account(&c),
         podman_runs_a_real_container(&c),
         a_deployment_becomes_available_and_sees_its_volumes_and_env(&c),
+        init_containers_run_first_and_share_an_empty_dir(&c),
     );
 }
 
@@ -404,6 +405,45 @@ async fn a_deployment_becomes_available_and_sees_its_volumes_and_env(c: &Cluster
     assert!(
         logs.contains(&format!("password=s3cret pod={name}")),
         "{logs}"
+    );
+    c.delete_namespace(&ns).await;
+}
+
+async fn init_containers_run_first_and_share_an_empty_dir(c: &Cluster) {
+    let ns = c.namespace("na-init").await.expect("namespace");
+    let mut spec = restricted_pod_spec(vec![
+        json!({"name": "first", "image": HOST_IMAGE, "command": ["sh", "-c", "echo one > /mnt/order"],
+               "volumeMounts": [{"name": "work", "mountPath": "/mnt"}]}),
+        json!({"name": "second", "image": HOST_IMAGE, "command": ["sh", "-c", "echo two >> /mnt/order"],
+               "volumeMounts": [{"name": "work", "mountPath": "/mnt"}]}),
+    ]);
+    let containers = spec["containers"].clone();
+    spec["initContainers"] = containers;
+    spec["containers"] = restricted_pod_spec(vec![json!({
+        "name": "main", "image": HOST_IMAGE, "command": ["sh", "-c", "cat /mnt/order"],
+        "volumeMounts": [{"name": "work", "mountPath": "/mnt"}]})])["containers"]
+        .clone();
+    spec["volumes"] = json!([{"name": "work", "emptyDir": {}}]);
+    let (phase, out) = run_pod(c, &ns, "init", spec).await;
+    assert_eq!(phase, "Succeeded", "{out}");
+    assert_eq!(
+        out, "one\ntwo\n",
+        "init containers ran in order, before the container"
+    );
+    let p = Api::<Pod>::namespaced(c.client(), &ns)
+        .get("init")
+        .await
+        .expect("pod");
+    let v = serde_json::to_value(&p).unwrap_or_default();
+    for i in 0..2 {
+        assert_eq!(
+            v["status"]["initContainerStatuses"][i]["state"]["terminated"]["reason"], "Completed",
+            "{v}"
+        );
+    }
+    assert!(
+        !std::path::Path::new("/mnt/order").exists(),
+        "the emptyDir stayed in the pod's mount namespace"
     );
     c.delete_namespace(&ns).await;
 }
