@@ -8,7 +8,7 @@
 //!   `MAX_LOOP_HISTORY`, histograms merged).
 
 use crate::model::condition::Condition;
-use crate::model::spec::{parse_experiment, Experiment, SpecError, Task, TaskSpec};
+use crate::model::spec::{parse_experiment_with, Experiment, SpecError, Task, TaskSpec};
 use crate::model::{ExperimentResult, FailedTask, Insights};
 use crate::store::{Store, StoreError};
 use crate::tasks::notify::Summary;
@@ -91,6 +91,8 @@ pub struct EngineOptions {
     /// namespace / release is taken from the experiment's `metadata` (else `default` /
     /// `local`). A failed push is logged; it does not fail the experiment.
     pub pushgateway: Option<crate::prometheus::PushTarget>,
+    /// Unknown keys in the experiment are errors (exit 2) instead of warnings.
+    pub strict: bool,
 }
 
 /// The failure message of an interrupted task.
@@ -136,9 +138,16 @@ impl Outcome {
 }
 
 /// Parse and validate an experiment document: every task's inputs, every `if:` condition,
-/// and every metric an `assess` refers to. All problems are reported at once.
+/// and every metric an `assess` refers to. All problems are reported at once. Unknown keys
+/// are ignored with a warning (see [`prepare_with`]).
 pub fn prepare(yaml: &str) -> Result<Plan, EngineError> {
-    let experiment = parse_experiment(yaml).map_err(|e| EngineError::Invalid(vec![e.into()]))?;
+    prepare_with(yaml, false)
+}
+
+/// [`prepare`]; `strict`: unknown keys are problems instead of warnings.
+pub fn prepare_with(yaml: &str, strict: bool) -> Result<Plan, EngineError> {
+    let experiment =
+        parse_experiment_with(yaml, strict).map_err(|e| EngineError::Invalid(vec![e.into()]))?;
     let mut problems = Vec::new();
     let mut conditions = Vec::with_capacity(experiment.tasks.len());
     let mut prefixes: Vec<String> = Vec::new();
@@ -234,7 +243,7 @@ pub async fn run_experiment<S: Store>(
     progress: &Progress,
 ) -> Result<Outcome, EngineError> {
     let stored = store.load().await.map_err(EngineError::Load)?;
-    let plan = match prepare(&stored.experiment_yaml) {
+    let plan = match prepare_with(&stored.experiment_yaml, options.strict) {
         Ok(plan) => plan,
         Err(EngineError::Invalid(problems)) => {
             // Record why nothing ran, so `iter8 assert` / `report` can say it (in a
@@ -272,6 +281,10 @@ pub async fn run_plan<S: Store>(
     progress: &Progress,
 ) -> Result<Outcome, EngineError> {
     let n = plan.num_tasks();
+    for w in &plan.experiment.warnings {
+        tracing::warn!("{w}");
+    }
+    result.warnings.clone_from(&plan.experiment.warnings);
     tracing::info!(
         tasks = n,
         loop_number = result.num_loops,
@@ -539,7 +552,7 @@ mod tests {
         // `prepare` refuses an assess without a metric producer, so build the plan with the
         // metrics a previous loop left behind (as a CronJob loop would).
         let yaml = "spec:\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: 10\n- run: exit 1\n  if: SLOs()\n- run: 'true'\n  if: not SLOs()\n";
-        let experiment = parse_experiment(yaml).expect("parses");
+        let experiment = crate::model::spec::parse_experiment(yaml).expect("parses");
         let conditions = experiment
             .tasks
             .iter()

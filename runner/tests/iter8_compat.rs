@@ -361,3 +361,41 @@ fn iter8_cli_forms() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_keys_run_with_a_warning_and_strict_refuses_them() {
+    let s = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // a typo Iter8 ignored (its own testdata has `connect-timeeout`)
+    let exp = format!(
+        "spec:\n- task: http\n  with:\n    url: {}\n    numRequests: 5\n    qps: 0\n    \
+         contenType: text/plain\n- task: assess\n  with:\n    SLOs:\n      upper:\n      \
+         - metric: http/error-rate\n        limit: 0\n",
+        s.url("/ok")
+    );
+    let out = runner(dir.path(), &exp, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("with.contenType: unknown key ignored; did you mean `contentType`?"),
+        "{}",
+        text(&out)
+    );
+    let r = result(dir.path());
+    assert_eq!(
+        r.warnings,
+        ["task 1 (http): with.contenType: unknown key ignored; did you mean `contentType`?"]
+    );
+    assert!(r.slos_satisfied());
+    let out = iter8(dir.path(), &["report", "-f", "result.yaml"]);
+    assert!(text(&out).contains("Warnings:"), "{}", text(&out));
+    // --strict keeps the old refusal: exit 2, nothing sent
+    let before = s.requests().len();
+    let out = runner(dir.path(), &exp, &["--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown field `contenType`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.requests().len(), before);
+}

@@ -155,6 +155,16 @@ def test_pushgateway_url_reaches_the_runner_env():
     assert env(objs)["ITER8_PUSHGATEWAY_URL"] == "http://pushgateway.monitoring:9091"
 
 
+def test_strict_reaches_the_runner_env():
+    def env(objs):
+        c = one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in c["env"]}
+
+    assert "ITER8_STRICT" not in env(render(HTTP))
+    assert env(render({**HTTP, "strict": True}))["ITER8_STRICT"] == "true"
+    assert "strict" in render_error({**HTTP, "strict": "yes"})
+
+
 def test_ready_shortcuts_for_knative_and_kserve():
     objs = render(set_values("tasks={ready}", "ready.ksvc=hello", "ready.isvc=model", "ready.namespace=ml"))
     withs = [t["with"] for t in experiment(objs)["spec"]]

@@ -61,6 +61,10 @@ spec:
               name: {{ include "iter8.githubTokenSecret" . }}
               key: token
         {{- end }}
+        {{- if .Values.strict }}
+        - name: ITER8_STRICT
+          value: "true"
+        {{- end }}
         {{- with ((.Values.metrics).pushgateway).url }}
         - name: ITER8_PUSHGATEWAY_URL
           value: {{ . | quote }}

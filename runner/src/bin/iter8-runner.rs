@@ -69,6 +69,11 @@ struct Opts {
     /// chart sets it from metrics.pushgateway.url. A failed push is logged, not fatal.
     #[arg(long, env = "ITER8_PUSHGATEWAY_URL", value_name = "URL")]
     pushgateway: Option<String>,
+    /// Unknown keys in the experiment are errors (exit 2, nothing runs) instead of
+    /// warnings (logged and listed in the result's `warnings`; Iter8 ignored them). The
+    /// chart sets it from `strict: true`.
+    #[arg(long, env = "ITER8_STRICT")]
+    strict: bool,
 }
 
 impl Opts {
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
             kube: None,
             stop: Some(stop_on_signals()),
             pushgateway: opts.push_target(),
+            strict: opts.strict,
         };
         execute(
             &store,
@@ -158,6 +164,7 @@ async fn run_in_cluster(
         kube: Some(client),
         stop: Some(stop_on_signals()),
         pushgateway: opts.push_target(),
+        strict: opts.strict,
     };
     let destination = format!("secret {namespace}/{release} (key {RESULT_KEY})");
     execute(&store, &options, show_progress, opts.quiet, &destination).await

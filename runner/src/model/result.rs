@@ -44,6 +44,10 @@ pub struct ExperimentResult {
     /// What the tasks found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insights: Option<Insights>,
+    /// Unknown keys of the experiment that were ignored, each naming the nearest known
+    /// key (as Iter8 ignored them; `iter8-runner --strict` makes them errors instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Which task failed, and why.
@@ -71,6 +75,7 @@ impl ExperimentResult {
             iter8_version: crate::VERSION.to_string(),
             revision: None,
             insights: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct ExperimentMetadata {
 pub struct Experiment {
     pub metadata: ExperimentMetadata,
     pub tasks: Vec<Task>,
+    /// Unknown keys that were ignored (as Iter8 ignored them), each naming the nearest
+    /// known key; empty when parsed strictly (unknown keys are errors then).
+    pub warnings: Vec<String>,
 }
 
 /// One task of the experiment with its envelope.
@@ -194,9 +197,17 @@ enum TaskEntry {
     },
 }
 
+/// Parse an experiment document as Iter8 did: unknown keys are ignored, each reported in
+/// [`Experiment::warnings`] with the nearest known key. See [`parse_experiment_with`].
+pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
+    parse_experiment_with(yaml, false)
+}
+
 /// Parse an experiment document. Errors name the task (counting from 1), its name and the
 /// field path inside the entry (e.g. `task 1 (http): with.numRequests: invalid type ...`).
-pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
+/// `strict`: an unknown key is an error (naming the nearest known key) instead of a
+/// warning.
+pub fn parse_experiment_with(yaml: &str, strict: bool) -> Result<Experiment, SpecError> {
     let doc: Value = serde_yaml::from_str(yaml)
         .map_err(|e| SpecError::Document(format!("the experiment is not valid YAML: {e}")))?;
     let top = match doc {
@@ -214,6 +225,7 @@ pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
     };
     let mut metadata = ExperimentMetadata::default();
     let mut spec = None;
+    let mut warnings = Vec::new();
     for (k, v) in top {
         match k.as_str() {
             Some("spec") => spec = Some(v),
@@ -223,12 +235,17 @@ pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
                     SpecError::Document(format!("metadata.{}: {}", e.path(), e.inner()))
                 })?
             }
-            other => {
+            other if strict => {
                 return Err(SpecError::Document(format!(
                     "unknown top-level key {}; an experiment has `spec:` (the tasks) and optionally `metadata:`",
                     key_text(other, &k)
                 )))
             }
+            other => warnings.push(format!(
+                "unknown top-level key {} ignored; {}",
+                key_text(other, &k),
+                nearest_hint(&key_text(other, &k), &["spec", "metadata"])
+            )),
         }
     }
     let entries = match spec {
@@ -252,9 +269,13 @@ pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
     let tasks = entries
         .into_iter()
         .enumerate()
-        .map(|(index, entry)| parse_task(index, entry))
+        .map(|(index, entry)| parse_task(index, entry, strict, &mut warnings))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Experiment { metadata, tasks })
+    Ok(Experiment {
+        metadata,
+        tasks,
+        warnings,
+    })
 }
 
 fn key_text(k: Option<&str>, v: &Value) -> String {
@@ -264,7 +285,12 @@ fn key_text(k: Option<&str>, v: &Value) -> String {
     }
 }
 
-fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
+fn parse_task(
+    index: usize,
+    entry: Value,
+    strict: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Task, SpecError> {
     let err = |name: &str, message: String| SpecError::Task {
         index,
         name: name.to_string(),
@@ -286,7 +312,7 @@ fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
             Some("with") => with = Some(v),
             Some("run") => run = Some(v),
             Some("if") => condition = Some(v),
-            other => {
+            other if strict => {
                 let name = task_name_hint(&task, &run);
                 return Err(err(
                     &name,
@@ -294,6 +320,15 @@ fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
                         "unknown key {}; a task has `task`, `with` and `if` (or `run` and `if`)",
                         key_text(other, &k)
                     ),
+                ));
+            }
+            other => {
+                let key = key_text(other, &k);
+                warnings.push(format!(
+                    "task {} ({}): unknown key {key} ignored; {}",
+                    index + 1,
+                    task_name_hint(&task, &run),
+                    nearest_hint(&key, &["task", "with", "if", "run"])
                 ));
             }
         }
@@ -310,64 +345,171 @@ fn parse_task(index: usize, entry: Value) -> Result<Task, SpecError> {
             ))
         }
     };
-    let spec =
-        match (task, run) {
-            (Some(_), Some(_)) => {
-                return Err(err(&name, "give either `task:` or `run:`, not both".into()))
-            }
-            (None, None) => return Err(err(
+    let spec = match (task, run) {
+        (Some(_), Some(_)) => {
+            return Err(err(&name, "give either `task:` or `run:`, not both".into()))
+        }
+        (None, None) => {
+            return Err(err(
                 &name,
                 "missing `task:` (the task's name, e.g. `task: http`) or `run:` (a shell script)"
                     .into(),
-            )),
-            (None, Some(script)) => {
-                if with.is_some() {
-                    return Err(err(
-                        "run",
-                        "with: a `run:` step takes no `with:`; put the whole script in `run:`"
-                            .into(),
-                    ));
+            ))
+        }
+        (None, Some(script)) => {
+            if with.is_some() {
+                return Err(err(
+                    "run",
+                    "with: a `run:` step takes no `with:`; put the whole script in `run:`".into(),
+                ));
+            }
+            let Value::String(script) = script else {
+                return Err(err("run", "run: must be a string (a shell script)".into()));
+            };
+            TaskSpec::Run(RunTask { run: script })
+        }
+        (Some(task), None) => {
+            let Value::String(task_name) = &task else {
+                return Err(err(
+                    "?",
+                    "task: must be a task name string, e.g. `task: http`".into(),
+                ));
+            };
+            let task_name = task_name.clone();
+            let with = match with {
+                None | Some(Value::Null) => Value::Mapping(Mapping::new()),
+                Some(w) => w,
+            };
+            let mut normalized = Mapping::new();
+            normalized.insert(Value::String("task".into()), task);
+            normalized.insert(Value::String("with".into()), with);
+            let label = format!("task {} ({task_name})", index + 1);
+            deserialize_task(Value::Mapping(normalized), strict, &label, warnings).map_err(|e| {
+                let path = e.path().to_string();
+                let message = tidy_serde_message(&e.inner().to_string());
+                if path == "task" || path == "." {
+                    err(
+                        &task_name,
+                        message.replacen("unknown variant", "unknown task", 1),
+                    )
+                } else {
+                    err(&task_name, format!("{path}: {message}"))
                 }
-                let Value::String(script) = script else {
-                    return Err(err("run", "run: must be a string (a shell script)".into()));
-                };
-                TaskSpec::Run(RunTask { run: script })
-            }
-            (Some(task), None) => {
-                let Value::String(task_name) = &task else {
-                    return Err(err(
-                        "?",
-                        "task: must be a task name string, e.g. `task: http`".into(),
-                    ));
-                };
-                let task_name = task_name.clone();
-                let with = match with {
-                    None | Some(Value::Null) => Value::Mapping(Mapping::new()),
-                    Some(w) => w,
-                };
-                let mut normalized = Mapping::new();
-                normalized.insert(Value::String("task".into()), task);
-                normalized.insert(Value::String("with".into()), with);
-                serde_path_to_error::deserialize::<_, TaskSpec>(Value::Mapping(normalized))
-                    .map_err(|e| {
-                        let path = e.path().to_string();
-                        let message = tidy_serde_message(&e.inner().to_string());
-                        if path == "task" || path == "." {
-                            err(
-                                &task_name,
-                                message.replacen("unknown variant", "unknown task", 1),
-                            )
-                        } else {
-                            err(&task_name, format!("{path}: {message}"))
-                        }
-                    })?
-            }
-        };
+            })?
+        }
+    };
     Ok(Task {
         index,
         condition,
         spec,
     })
+}
+
+/// Deserialize a task; unless `strict`, an unknown key is removed and reported in
+/// `warnings` (with the nearest known key) and deserializing is tried again.
+fn deserialize_task(
+    mut value: Value,
+    strict: bool,
+    label: &str,
+    warnings: &mut Vec<String>,
+) -> Result<TaskSpec, serde_path_to_error::Error<serde_yaml::Error>> {
+    // every retry removes one key: the document bounds the number of rounds
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, TaskSpec>(value.clone()) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        let message = e.inner().to_string();
+        let unknown = if strict {
+            None
+        } else {
+            unknown_field(&message)
+        };
+        let Some((field, expected)) = unknown else {
+            return Err(e);
+        };
+        let mut path: Vec<String> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                _ => None,
+            })
+            .collect();
+        if path.last() != Some(&field) {
+            path.push(field.clone());
+        }
+        if !remove_at(&mut value, &path) {
+            return Err(e);
+        }
+        let shown = e.path().to_string();
+        let shown = if shown.ends_with(&field) {
+            shown
+        } else {
+            format!("{shown}.{field}")
+        };
+        let known: Vec<&str> = expected.iter().map(String::as_str).collect();
+        warnings.push(format!(
+            "{label}: {shown}: unknown key ignored; {}",
+            nearest_hint(&field, &known)
+        ));
+    }
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` -> (`x`, [`a`, `b`]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), expected))
+}
+
+/// Remove the key at `path` (map keys; sequence indexes as numbers). False when absent.
+fn remove_at(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match cur {
+            Value::Mapping(m) => match m.get_mut(seg.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Sequence(s) => match seg.parse::<usize>().ok().and_then(|i| s.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Tagged(t) => &mut t.value,
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
+/// `did you mean `connect-timeout`?` for the known key nearest to `key`.
+pub fn nearest_hint(key: &str, known: &[&str]) -> String {
+    let key = key.trim_matches('`');
+    // ties go to the usual spelling (`limit` before its alias `Limit`)
+    let nearest = known.iter().min_by_key(|k| {
+        (
+            strsim::levenshtein(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+            k.starts_with(|c: char| c.is_ascii_uppercase()),
+        )
+    });
+    match nearest {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => "this place takes no keys".to_string(),
+    }
 }
 
 fn task_name_hint(task: &Option<Value>, run: &Option<Value>) -> String {
@@ -404,15 +546,16 @@ fn tidy_serde_message(m: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The error of a strict parse (`--strict`: unknown keys are errors).
     fn task_err(yaml: &str) -> String {
-        match parse_experiment(yaml) {
+        match parse_experiment_with(yaml, true) {
             Err(e @ SpecError::Task { .. }) => e.to_string(),
             other => panic!("expected a task error, got {other:?}"),
         }
     }
 
     fn doc_err(yaml: &str) -> String {
-        match parse_experiment(yaml) {
+        match parse_experiment_with(yaml, true) {
             Err(e @ SpecError::Document(_)) => e.to_string(),
             other => panic!("expected a document error, got {other:?}"),
         }
@@ -612,6 +755,38 @@ spec:
             e.starts_with("task 1 (assess): with: invalid type: sequence"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_with_a_warning_naming_the_nearest_key() {
+        // as Iter8's own testdata has it: `connect-timeeout`; also in an endpoint, in a
+        // list entry, in the envelope and at the top level
+        let yaml = "spec:\n- task: grpc\n  with:\n    host: h:1\n    call: a.S/M\n    \
+                    connect-timeeout: 5s\n    endpoints:\n      e1: {totl: 3}\n\
+                    - task: assess\n  iff: SLOs()\n  with:\n    SLOs:\n      upper:\n      \
+                    - {metric: grpc/error-rate, limit: 0, unit: ms}\nextra: 1\n";
+        let exp = parse_experiment(yaml).expect("runs as Iter8 would");
+        assert_eq!(exp.tasks.len(), 2);
+        let w = exp.warnings.join("\n");
+        for needle in [
+            "unknown top-level key `extra` ignored; did you mean `spec`?",
+            "task 1 (grpc): with.connect-timeeout: unknown key ignored; did you mean `connect-timeout`?",
+            "task 1 (grpc): with.endpoints.e1.totl: unknown key ignored; did you mean `total`?",
+            "task 2 (assess): unknown key `iff` ignored; did you mean `if`?",
+            "task 2 (assess): with.SLOs.upper[0].unit: unknown key ignored; did you mean `limit`?",
+        ] {
+            assert!(w.contains(needle), "{needle}\n{w}");
+        }
+        assert_eq!(exp.warnings.len(), 5, "{w}");
+        let TaskSpec::Assess(a) = &exp.tasks[1].spec else {
+            panic!("not assess")
+        };
+        assert_eq!(a.slos().upper[0].metric, "grpc/error-rate");
+        // strict: the first unknown key is an error
+        let e = parse_experiment_with(yaml, true).expect_err("strict");
+        assert!(e.to_string().contains("extra"), "{e}");
+        // a mistyped value stays an error either way
+        assert!(parse_experiment("spec:\n- task: http\n  with: {url: x, qps: fast}\n").is_err());
     }
 
     #[test]

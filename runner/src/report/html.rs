@@ -225,6 +225,13 @@ fn verdict(h: &mut String, result: &ExperimentResult) {
             esc(&msg)
         );
     }
+    if !result.warnings.is_empty() {
+        h.push_str("<div class=\"warnings\" id=\"warnings\"><b>Warnings</b><ul>\n");
+        for w in &result.warnings {
+            let _ = writeln!(h, "<li>{}</li>", esc(w));
+        }
+        h.push_str("</ul></div>\n");
+    }
     if !slo_rows.is_empty() {
         h.push_str("<h3>SLOs per version</h3>\n<p class=\"note\">Margin: headroom to the limit (limit &minus; value for upper limits, value &minus; limit for lower limits); negative when violated.</p>\n");
         h.push_str("<table class=\"slos\"><thead><tr><th>version</th><th>metric</th><th>limit</th><th>value</th><th>margin</th><th>status</th></tr></thead><tbody>\n");

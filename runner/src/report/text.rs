@@ -212,6 +212,10 @@ fn summary(out: &mut String, result: &ExperimentResult, color: bool) {
     if let Some(rev) = result.revision {
         let _ = writeln!(out, "  {:<16} {rev}", "Revision:");
     }
+    for (i, w) in result.warnings.iter().enumerate() {
+        let label = if i == 0 { "Warnings:" } else { "" };
+        let _ = writeln!(out, "  {label:<16} {w}");
+    }
 }
 
 fn slos(out: &mut String, result: &ExperimentResult, color: bool) {
