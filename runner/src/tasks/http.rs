@@ -92,7 +92,8 @@ pub struct HttpTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Number of requests to send (over all connections). Default 100 when no `duration`
-    /// is given; with both, the load stops at whichever comes first.
+    /// is given; with both, as in Iter8, exactly `numRequests` are sent and `duration` is
+    /// ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_requests: Option<u64>,
     /// How long to send requests, e.g. `10s`, `1m30s`.
@@ -260,14 +261,22 @@ impl Resolved {
         format!("{}{key}", self.field)
     }
 
+    /// As in Iter8 (fortio's `Exactly`): `numRequests` wins over `duration` (which is
+    /// then ignored); neither: [`DEFAULT_NUM_REQUESTS`].
     fn stop(&self) -> Stop {
-        let num_requests = match (self.num_requests, self.duration) {
-            (None, None) => Some(DEFAULT_NUM_REQUESTS),
-            (n, _) => n,
-        };
-        Stop {
-            num_requests,
-            duration: self.duration,
+        match (self.num_requests, self.duration) {
+            (None, None) => Stop {
+                num_requests: Some(DEFAULT_NUM_REQUESTS),
+                duration: None,
+            },
+            (Some(n), _) => Stop {
+                num_requests: Some(n),
+                duration: None,
+            },
+            (None, d) => Stop {
+                num_requests: None,
+                duration: d,
+            },
         }
     }
 
@@ -1168,6 +1177,10 @@ mod tests {
             ["http-v1".to_string(), "http-v2".into()]
         );
         assert!(t.version_names().is_empty());
+        // both: numRequests wins, duration is ignored (Iter8: fortio's Exactly)
+        let both = task("url: http://a/\nnumRequests: 7\nduration: 1s");
+        let stop = both.resolve()[0].stop();
+        assert_eq!((stop.num_requests, stop.duration), (Some(7), None));
         let single = task("url: http://a/");
         let r = single.resolve();
         assert_eq!(r[0].qps, DEFAULT_QPS);
