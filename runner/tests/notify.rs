@@ -388,3 +388,53 @@ fn summary_from_result_and_validation() {
     }
     assert!(serde_yaml::from_str::<NotifyTask>("{url: 'http://a', bogus: 1}").is_err());
 }
+
+/// Iter8's `payloadTemplateURL`: the template is fetched when the task runs.
+#[tokio::test]
+async fn payload_template_from_a_url() {
+    let srv = TestServer::start(Arc::new(|s: &Seen| match s.path.as_str() {
+        "/payload.tpl" => (
+            200,
+            "text/plain".into(),
+            r#"{"ok": {{ .slosSatisfied }}, "tasks": {{ .numCompletedTasks }}}"#.into(),
+        ),
+        "/hook" => (200, "text/plain".into(), "ok".into()),
+        _ => (404, "text/plain".into(), "not found".into()),
+    }))
+    .await;
+    let task = |template: &str| -> NotifyTask {
+        serde_yaml::from_str(&format!(
+            "url: {}\npayloadTemplateURL: {}\nsoftFailure: false\n",
+            srv.url("/hook"),
+            srv.url(template)
+        ))
+        .unwrap()
+    };
+    run(&task("/payload.tpl"), &mut insights()).await.unwrap();
+    let hook: Vec<_> = srv
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/hook")
+        .collect();
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].json(), serde_json::json!({"ok": false, "tasks": 2}));
+    // A template that cannot be fetched: the error names the field and the URL.
+    let e = run(&task("/gone.tpl"), &mut insights()).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("payloadTemplateURL") && msg.contains("/gone.tpl") && msg.contains("404"),
+        "{msg}"
+    );
+    // Both forms: refused before anything is sent.
+    let both: NotifyTask = serde_yaml::from_str(&format!(
+        "url: {}\npayloadTemplate: x\npayloadTemplateURL: {}\n",
+        srv.url("/hook"),
+        srv.url("/payload.tpl")
+    ))
+    .unwrap();
+    assert!(both
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("payloadTemplateURL"));
+}

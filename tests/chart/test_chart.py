@@ -611,6 +611,8 @@ def test_iter8_v015_values_from_its_docs_are_accepted_and_explained():
     )
     http = experiment(render(set_values("tasks={http}", "http.url=http://x/", "http.payloadURL=http://p/payload.json")))
     assert http["spec"][0]["with"]["payloadURL"] == "http://p/payload.json"
+    notify = experiment(render(set_values("tasks={notify}", "notify.url=http://h/", "notify.payloadTemplateURL=http://t/p.tpl")))
+    assert notify["spec"][0]["with"]["payloadTemplateURL"] == "http://t/p.tpl"
     raw = render_raw(values)
     objs = render(values)
     spec = experiment(objs)["spec"]

@@ -60,6 +60,14 @@ pub struct NotifyTask {
     /// `.versions[i].name / .slosSatisfied / .slos / .metrics / .unavailable`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_template: Option<String>,
+    /// URL of the payload template (Iter8's `payloadTemplateURL`), fetched by the runner
+    /// when the task runs (16 MiB at most; a failed download names the URL).
+    #[serde(
+        default,
+        rename = "payloadTemplateURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub payload_template_url: Option<String>,
     /// Content type of the payload (default: application/json when it parses as JSON,
     /// else text/plain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,6 +383,20 @@ impl NotifyTask {
                 ));
             }
         }
+        if let Some(u) = &self.payload_template_url {
+            if self.payload_template.is_some() {
+                return Err(TaskError::invalid(
+                    "payloadTemplateURL",
+                    "give either payloadTemplate or payloadTemplateURL, not both",
+                ));
+            }
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(TaskError::invalid(
+                    "payloadTemplateURL",
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
         if let Some(t) = &self.payload_template {
             // syntax only: render errors need the summary
             if let Err(e) = gotemplate::render("payloadTemplate", t, &serde_json::json!({})) {
@@ -395,10 +417,6 @@ impl NotifyTask {
     /// Send the notification describing `summary`.
     pub async fn run_with_summary(&self, summary: &Summary) -> Result<(), TaskError> {
         self.validate()?;
-        let call = match self.build(summary) {
-            Ok(c) => c,
-            Err(e) => return self.soft(e),
-        };
         let timeout = self
             .timeout
             .map(|t| t.as_duration())
@@ -409,6 +427,26 @@ impl NotifyTask {
             self.ca_file.as_deref(),
             self.insecure_skip_verify,
         )?;
+        let fetched;
+        let template = match &self.payload_template_url {
+            Some(u) => {
+                fetched = match fetch_template(u, &options).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return self.soft(TaskError::Failed(format!(
+                            "notify: payloadTemplateURL: GET {}: {e}",
+                            httpcall::redact_url(u)
+                        )))
+                    }
+                };
+                Some(fetched.as_str())
+            }
+            None => self.payload_template.as_deref(),
+        };
+        let call = match self.build(summary, template) {
+            Ok(c) => c,
+            Err(e) => return self.soft(e),
+        };
         let outcome = httpcall::send_with(
             &call.method,
             &call.url,
@@ -454,10 +492,10 @@ impl NotifyTask {
         }
     }
 
-    fn build(&self, summary: &Summary) -> Result<Call, TaskError> {
+    fn build(&self, summary: &Summary, template: Option<&str>) -> Result<Call, TaskError> {
         let summary_json = serde_json::to_value(summary)
             .map_err(|e| TaskError::Failed(format!("notify: summary: {e}")))?;
-        let rendered = match &self.payload_template {
+        let rendered = match template {
             Some(t) => {
                 let mut data = summary_json.clone();
                 if let serde_json::Value::Object(m) = &mut data {
@@ -704,4 +742,13 @@ pub fn slack_payload(s: &Summary) -> serde_json::Value {
         "text": format!("Iter8 experiment: {verdict}"),
         "blocks": blocks,
     })
+}
+
+/// GET a payload template (`payloadTemplateURL`): the UTF-8 body of a 2xx reply.
+async fn fetch_template(url: &str, options: &httpcall::CallOptions) -> Result<String, String> {
+    let resp = httpcall::send_with("GET", url, &[], None, options).await?;
+    if !(200..300).contains(&resp.status) {
+        return Err(format!("HTTP status {}", resp.status));
+    }
+    String::from_utf8(resp.body.to_vec()).map_err(|_| "the template is not UTF-8 text".into())
 }
