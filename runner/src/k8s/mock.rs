@@ -211,8 +211,12 @@ async fn handle(
                 .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
                 .map(|(_, o)| o.clone())
                 .collect();
+            // `.../namespaces/<ns>/<plural>` of any API group, even when empty
+            let segments: Vec<&str> = path.split('/').collect();
             let is_collection = !in_collection.is_empty()
-                || path.ends_with('s') && path.split('/').count() % 2 == 0;
+                || path.ends_with('s')
+                    && segments.len() >= 3
+                    && segments[segments.len() - 3] == "namespaces";
             let items: Vec<Value> = in_collection
                 .into_iter()
                 .filter(|o| labels_match(o, &selector))

@@ -186,6 +186,61 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn runner_active_until_every_job_of_the_release_finished() {
+        use serde_json::json;
+        let api = mock::MockApi::start().await;
+        let jobs = "/apis/batch/v1/namespaces/ns/jobs";
+        let job = |name: &str, release: &str, condition: Option<&str>| {
+            let mut j = json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": "ns",
+                    "labels": {INSTANCE_LABEL: release, NAME_LABEL: "iter8"}},
+                "spec": {"template": {"spec": {"containers": []}}},
+                "status": {},
+            });
+            if let Some(c) = condition {
+                j["status"]["conditions"] = json!([{"type": c, "status": "True"}]);
+            }
+            j
+        };
+        let client = api.client();
+        // no runner at all: nothing can write any more
+        assert!(!runner_active(&client, "ns", "exp").await.expect("list"));
+        api.with(|s| s.put(&format!("{jobs}/exp-1-job"), job("exp-1-job", "exp", None)));
+        assert!(runner_active(&client, "ns", "exp").await.expect("list"));
+        api.with(|s| {
+            s.put(
+                &format!("{jobs}/exp-1-job"),
+                job("exp-1-job", "exp", Some("Complete")),
+            );
+            // another release's running Job does not count
+            s.put(
+                &format!("{jobs}/other-1-job"),
+                job("other-1-job", "other", None),
+            );
+        });
+        assert!(!runner_active(&client, "ns", "exp").await.expect("list"));
+        api.with(|s| {
+            s.put(
+                &format!("{jobs}/exp-2-job"),
+                job("exp-2-job", "exp", Some("Failed")),
+            )
+        });
+        assert!(!runner_active(&client, "ns", "exp").await.expect("list"));
+        // a CronJob will run more loops
+        api.with(|s| {
+            s.put(
+                "/apis/batch/v1/namespaces/ns/cronjobs/exp-3-cronjob",
+                json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                    "metadata": {"name": "exp-3-cronjob", "namespace": "ns",
+                        "labels": {INSTANCE_LABEL: "exp", NAME_LABEL: "iter8"}},
+                    "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+            )
+        });
+        assert!(runner_active(&client, "ns", "exp").await.expect("list"));
+    }
+
+    #[tokio::test]
     async fn explicit_kubeconfig_and_context_are_honoured() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("config");
