@@ -8,6 +8,7 @@ pub mod result;
 pub mod schema;
 pub mod spec;
 pub mod time;
+pub mod unknown_keys;
 pub mod verdicts;
 
 pub use duration::GoDuration;
