@@ -24,8 +24,9 @@ build:
 demo:
 	bash scripts/demo
 
-# Installs test dependencies (Debian packages, Python venv with Helm, the musl target), builds
-# the runner image (tests/tests/e2e_image.rs runs it under podman), then runs every test.
+# Installs test dependencies (Debian packages; helm, kubectl and the Kubernetes control plane
+# built from source by scripts/tools; a Python venv; the musl target), builds the runner image
+# (tests/tests/e2e_image.rs runs it under podman), then runs every test.
 test: setup lint image test-only
 
 setup:

@@ -1,8 +1,8 @@
 """Shared fixtures of the scripts/helm tests (run by scripts/run-tests through pytest).
 
-`helm` is $HELM (scripts/run-tests sets it to scripts/helm-shim while these tests run on the
-imitation of a cluster), else scripts/helm-path's (the real helm v4 from scripts/tools).
-The cluster tests start the project's test API server with `scripts/test-cluster up` and
+`helm` is $HELM (scripts/run-tests sets it to scripts/helm-shim while these tests run on
+scripts/test-cluster-legacy), else scripts/helm-path's (the real helm v4 from scripts/tools).
+The cluster tests start the project's test API server with `scripts/test-cluster-legacy up` and
 are skipped, with the reason printed, only when that script does not exist yet.
 """
 
@@ -160,13 +160,13 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    script = ROOT / "scripts" / "test-cluster"
+    script = ROOT / "scripts" / "test-cluster-legacy"
     external = os.environ.get("HELM_TEST_KUBECONFIG")
     if external:
         yield Cluster(external, Kube(external), Helm({"KUBECONFIG": external}))
         return
     if not script.exists():
-        reason = "no test cluster: scripts/test-cluster does not exist on this branch (it comes from the `cluster` work)"
+        reason = "no test cluster: scripts/test-cluster-legacy does not exist on this branch (it comes from the `cluster` work)"
         print(f"SKIP cluster tests: {reason}")
         pytest.skip(reason)
     # A private instance (own state dir), so a cluster started by hand is left alone; the
@@ -178,7 +178,7 @@ def cluster() -> Iterator[Cluster]:
     )
     match = re.search(r"export KUBECONFIG=(\S+)", up.stdout)
     if up.returncode != 0 or not match:
-        pytest.fail(f"scripts/test-cluster up failed (rc={up.returncode}):\n{up.stdout}\n{up.stderr}")
+        pytest.fail(f"scripts/test-cluster-legacy up failed (rc={up.returncode}):\n{up.stdout}\n{up.stderr}")
     kubeconfig = match.group(1).strip("'\"")
     try:
         yield Cluster(kubeconfig, Kube(kubeconfig), Helm({"KUBECONFIG": kubeconfig}))

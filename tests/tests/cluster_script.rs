@@ -1,4 +1,4 @@
-//! `scripts/test-cluster up | mark-available | trigger | down` drive the server binary.
+//! `scripts/test-cluster-legacy up | mark-available | trigger | down` drive the server binary.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed step is a failed test
 
@@ -19,7 +19,7 @@ fn root() -> PathBuf {
 
 fn script(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("bash")
-        .arg(root().join("scripts/test-cluster"))
+        .arg(root().join("scripts/test-cluster-legacy"))
         .args(args)
         .env("ITER8_TEST_CLUSTER_DIR", dir)
         .env("ITER8_TEST_APISERVER", env!("CARGO_BIN_EXE_test-apiserver"))
