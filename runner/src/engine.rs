@@ -229,7 +229,8 @@ pub fn start_loop(
         None => ExperimentResult::new(num_tasks),
     };
     result.num_tasks = num_tasks;
-    result.num_loops += 1;
+    // Saturates: a store refuses to continue a result at the maximum (`--continue`).
+    result.num_loops = result.num_loops.saturating_add(1);
     if revision.is_some() {
         result.revision = revision;
     }

@@ -474,9 +474,11 @@ async fn connection_refused_is_counted_as_refused() {
     assert_eq!(r.get(0, "http/error-count"), 9.0);
     assert_eq!(r.get(0, "http/error-refused"), 9.0);
     assert_eq!(r.get(0, "http/error-rate"), 1.0);
-    assert_eq!(
-        r.insights.histogram_metric_values[0]["http/latency"].count,
-        9
+    // No response, no latency: connection failures are errors only.
+    assert!(!r.insights.histogram_metric_values[0].contains_key("http/latency"));
+    assert_eq!(r.insights.latest(0, "http/latency-mean"), None);
+    assert!(
+        r.insights.unavailable_metrics[0]["http/latency-p99"].contains("no request got a response")
     );
 }
 

@@ -345,7 +345,7 @@ fn summary_from_result_and_validation() {
     let s = Summary::from_result(&r);
     assert_eq!(s.completed, Some(false));
     assert!(s.failure);
-    assert_eq!(s.failure_reason.as_deref(), Some("task 2 (assess): boom"));
+    assert_eq!(s.failure_reason.as_deref(), Some("task 3 (assess): boom"));
     assert_eq!(s.num_loops, Some(3));
     assert!(!s.slos_satisfied);
     assert!(s.versions[0].slos[0].satisfied);
@@ -355,7 +355,7 @@ fn summary_from_result_and_validation() {
     assert!(slack["blocks"][1]["text"]["text"]
         .as_str()
         .unwrap()
-        .contains("*Failure:* task 2 (assess): boom"));
+        .contains("*Failure:* task 3 (assess): boom"));
 
     let mut ok = ExperimentResult::new(1);
     ok.num_completed_tasks = 1;

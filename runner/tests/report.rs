@@ -292,7 +292,7 @@ fn text_shows_failure_errors_unavailable_and_no_insights() {
     let t = text::render(&fixture("failed"), false);
     assert_eq!(
         line_with(&t, &["Failure:"]).trim(),
-        "Failure:         yes: task 1 (http) failed: every request failed: connection refused (127.0.0.1:9)"
+        "Failure:         yes: task 2 (http) failed: every request failed: connection refused (127.0.0.1:9)"
     );
     assert_eq!(cells(line_with(&t, &["Completed:"])), ["Completed:", "no"]);
     assert_eq!(
@@ -499,7 +499,7 @@ fn html_has_every_slo_row_with_its_numbers() {
     let failure = element(&html, "<div class=\"failure\"", "</div>");
     assert!(
         failure.contains(
-            "Task 1 (http) failed: every request failed: connection refused (127.0.0.1:9)"
+            "Task 2 (http) failed: every request failed: connection refused (127.0.0.1:9)"
         ),
         "{failure}"
     );
@@ -846,7 +846,7 @@ fn assert_false_conditions_exit_1_and_are_named() {
         "{out}"
     );
     assert!(
-        out.contains("condition false: nofailure\n  task 1 (http) failed: every request failed"),
+        out.contains("condition false: nofailure\n  task 2 (http) failed: every request failed"),
         "{out}"
     );
     assert!(

@@ -1,7 +1,9 @@
 //! `iter8-runner`: runs an experiment (the image's entrypoint; also local runs).
 //!
 //! Exit codes: 0 the experiment ran and no task failed; 1 a task failed (or the result
-//! could not be written); 2 bad input or usage (missing file, invalid experiment).
+//! could not be written); 2 bad input or usage (a missing, unreadable, non-UTF-8 or too
+//! large experiment file, a directory, an invalid experiment, an `-o` that is not a regular
+//! file, a `--continue` result that cannot count another loop).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

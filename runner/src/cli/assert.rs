@@ -118,7 +118,7 @@ impl Condition {
                 result.num_completed_tasks, result.num_tasks, result.num_loops
             )],
             Condition::NoFailure => vec![match &result.failed_task {
-                Some(t) => format!("task {} ({}) failed: {}", t.index, t.task, t.message),
+                Some(t) => format!("{} failed: {}", t.label(), t.message),
                 None => "a task failed".to_string(),
             }],
             Condition::Slos => {

@@ -64,6 +64,21 @@ impl std::fmt::Display for ResultSource {
 impl SourceArgs {
     /// The source these flags name.
     pub fn source(&self) -> Result<ResultSource, CliError> {
+        if self.file.is_some() {
+            // Cluster flags with a local file would be silently ignored: say so instead.
+            for (flag, given) in [
+                ("-n/--namespace", self.namespace.is_some()),
+                ("--kubeconfig", self.kubeconfig.is_some()),
+                ("--context", self.context.is_some()),
+            ] {
+                if given {
+                    return Err(CliError::Usage(format!(
+                        "{flag} applies to --release (a result in a cluster) only; -f reads a \
+                         local file: leave {flag} out, or use --release instead of -f"
+                    )));
+                }
+            }
+        }
         match (&self.file, &self.release) {
             (Some(f), None) => Ok(ResultSource::File(f.clone())),
             (None, Some(r)) => Ok(ResultSource::Release(ReleaseRef {
@@ -134,13 +149,20 @@ impl ResultReader for FileReader {
 
 /// Read and parse a result file. `Ok(None)` when the file does not exist.
 pub fn read_result_file(path: &Path) -> Result<Option<ExperimentResult>, ReadError> {
-    let text = match std::fs::read_to_string(path) {
+    use crate::model::limits::{read_text_capped, ReadError as Capped, MAX_DOCUMENT_BYTES};
+    let text = match read_text_capped(path, MAX_DOCUMENT_BYTES) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(Capped::Io(e)) => {
             return Err(ReadError::Io {
                 path: path.display().to_string(),
                 source: e,
+            })
+        }
+        Err(e) => {
+            return Err(ReadError::Invalid {
+                path: path.display().to_string(),
+                message: format!("the file {e}"),
             })
         }
     };

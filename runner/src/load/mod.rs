@@ -58,8 +58,11 @@
 //! (for the mergeable [`crate::model::Histogram`], see [`grid_bounds_ms`]), exact moments
 //! (count, sum and sum of squares in integer nanoseconds, min, max), counts by status
 //! code and by [`ErrorKind`]. Threads' statistics are merged at the end into a
-//! [`LoadReport`]. Every request (also failed ones) is a latency sample, so the histogram's
-//! count equals the request count.
+//! [`LoadReport`]. Latency is measured on exchanges that got a response, and on timeouts
+//! (at the timeout: the server was at least that slow); a request that got no response for
+//! any other reason (connection refused or reset, TLS) is an error only, never a latency
+//! sample, so a run against nothing has no latency (and passes no latency SLO) instead of
+//! a fast one.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -72,6 +75,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::model::limits::MAX_DURATION;
 use crate::model::metrics::percentile_suffix;
 use crate::model::{HistBucket, Histogram as ModelHistogram, Insights, MetricMeta, MetricType};
 use crate::tasks::Progress;
@@ -432,7 +436,8 @@ pub struct LoadReport {
     pub requests: u64,
     /// Requests whose [`Outcome`] is an error.
     pub errors: u64,
-    /// Latency of every request.
+    /// Latency of the requests that got a response or timed out (not of connection
+    /// failures).
     pub latency: LatencyStats,
     /// Responses by status code.
     pub statuses: BTreeMap<u16, u64>,
@@ -462,7 +467,7 @@ impl LoadReport {
     }
 
     fn merge_stats(&mut self, s: &ThreadStats) {
-        self.requests += s.latency.count;
+        self.requests += s.requests;
         self.errors += s.errors;
         self.latency.merge(&s.latency);
         for (code, n) in &s.statuses {
@@ -479,6 +484,7 @@ impl LoadReport {
 
 /// One thread's statistics of one phase.
 struct ThreadStats {
+    requests: u64,
     latency: LatencyStats,
     errors: u64,
     statuses: BTreeMap<u16, u64>,
@@ -488,6 +494,7 @@ struct ThreadStats {
 impl ThreadStats {
     fn new() -> Self {
         ThreadStats {
+            requests: 0,
             latency: LatencyStats::new(),
             errors: 0,
             statuses: BTreeMap::new(),
@@ -497,15 +504,19 @@ impl ThreadStats {
 
     #[inline]
     fn record(&mut self, latency: Duration, outcome: Outcome) {
-        self.latency.record(latency);
+        self.requests += 1;
         match outcome {
             Outcome::Response { status, error } => {
+                self.latency.record(latency);
                 *self.statuses.entry(status).or_default() += 1;
                 if error {
                     self.errors += 1;
                 }
             }
             Outcome::Failed(kind) => {
+                if kind == ErrorKind::Timeout {
+                    self.latency.record(latency);
+                }
                 self.kinds[kind.index()] += 1;
                 self.errors += 1;
             }
@@ -545,10 +556,11 @@ pub async fn run_load<S: RequestSender>(
     sender: S,
     progress: Option<&Progress>,
 ) -> Result<LoadReport, LoadError> {
-    if plan.connections == 0 {
-        return Err(LoadError::InvalidPlan(
-            "connections must be at least 1".into(),
-        ));
+    if let Err(m) = crate::model::limits::check_connections(plan.connections) {
+        return Err(LoadError::InvalidPlan(format!("connections: {m}")));
+    }
+    if let Err(m) = crate::model::limits::check_qps(plan.qps) {
+        return Err(LoadError::InvalidPlan(format!("qps: {m}")));
     }
     if !plan.stop.is_bounded() {
         return Err(LoadError::InvalidPlan(
@@ -727,7 +739,11 @@ impl<S: RequestSender> Phase<'_, S> {
     async fn worker(&self, conn: &mut S::Conn) {
         let fixed = self.plan.fixed_rate();
         let period = if fixed { 1.0 / self.plan.qps } else { 0.0 };
-        let deadline = self.stop.duration.map(|d| self.start + d);
+        let deadline = self.stop.duration.map(|d| {
+            self.start
+                .checked_add(d)
+                .unwrap_or(self.start + MAX_DURATION)
+        });
         let limit = self.stop.num_requests.unwrap_or(u64::MAX);
         let tickets = &self.shared.tickets[self.idx];
         loop {
@@ -736,7 +752,11 @@ impl<S: RequestSender> Phase<'_, S> {
                 break;
             }
             let t0 = if fixed {
-                let due = self.start + Duration::from_secs_f64(k as f64 * period);
+                // In range for every qps >= MIN_QPS within MAX_DURATION; clamped past it.
+                let offset = Duration::try_from_secs_f64(k as f64 * period)
+                    .unwrap_or(MAX_DURATION)
+                    .min(MAX_DURATION);
+                let due = self.start + offset;
                 if deadline.is_some_and(|d| due >= d) {
                     break;
                 }
@@ -836,21 +856,26 @@ pub fn record_metrics(
         ("latency-min", "minimum latency", l.min_ms()),
         ("latency-max", "maximum latency", l.max_ms()),
     ];
+    // Without a single response there is no latency: the metrics are unavailable in this
+    // loop (an earlier loop's value must not stand in for it when SLOs are assessed).
+    let mut latency_names: Vec<String> = Vec::new();
     for (name, desc, v) in stats {
-        if let Some(v) = v {
-            put(name, MetricType::Gauge, desc, ms, v);
+        match v {
+            Some(v) => put(name, MetricType::Gauge, desc, ms, v),
+            None => latency_names.push(name.to_string()),
         }
     }
     for p in percentiles {
-        if let Some(v) = l.percentile_ms(*p) {
-            let suffix = percentile_suffix(*p);
-            put(
+        let suffix = percentile_suffix(*p);
+        match l.percentile_ms(*p) {
+            Some(v) => put(
                 &format!("latency-{suffix}"),
                 MetricType::Gauge,
                 &format!("{} percentile of latency", &suffix[1..]),
                 ms,
                 v,
-            );
+            ),
+            None => latency_names.push(format!("latency-{suffix}")),
         }
     }
     for (code, n) in &report.statuses {
@@ -878,6 +903,15 @@ pub fn record_metrics(
     );
     if l.count() > 0 {
         insights.record_histogram(version, &hist_name, &l.to_model());
+    } else {
+        latency_names.push("latency".to_string());
+    }
+    for name in latency_names {
+        insights.mark_unavailable(
+            version,
+            &format!("{prefix}/{name}"),
+            "no request got a response: there is no latency to measure",
+        );
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::limits::{check_duration_secs, MAX_DURATION};
+
 /// A duration that reads and writes Go-style strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct GoDuration(pub Duration);
@@ -39,7 +41,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     }
     if let Ok(secs) = s.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+            return in_range(input, secs);
         }
         return Err(bad());
     }
@@ -74,10 +76,21 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         total += value * factor;
         rest = &rest[unit_end..];
     }
-    if !total.is_finite() || total > 1e12 {
+    if !total.is_finite() {
         return Err(bad());
     }
-    Ok(Duration::from_secs_f64(total))
+    in_range(input, total)
+}
+
+/// `secs` as a Duration, when it is at most [`MAX_DURATION`] (Rust's `Duration` and the
+/// clocks overflow far above it).
+fn in_range(input: &str, secs: f64) -> Result<Duration, String> {
+    check_duration_secs(secs).map_err(|_| {
+        format!(
+            "invalid duration {input:?}: too long; use at most {} (about 11 years)",
+            format_duration(MAX_DURATION)
+        )
+    })
 }
 
 /// Format a duration the way Go does for whole units (`1m30s`, `500ms`, `2h0m0s` -> `2h`).
@@ -149,7 +162,9 @@ impl<'de> Deserialize<'de> for GoDuration {
             Raw::Str(s) => parse_duration(&s)
                 .map(GoDuration)
                 .map_err(serde::de::Error::custom),
-            Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(GoDuration(Duration::from_secs_f64(n))),
+            Raw::Num(n) if n.is_finite() && n >= 0.0 => in_range(&n.to_string(), n)
+                .map(GoDuration)
+                .map_err(serde::de::Error::custom),
             Raw::Num(n) => Err(serde::de::Error::custom(format!(
                 "invalid duration {n}: a duration cannot be negative"
             ))),
@@ -189,6 +204,22 @@ mod tests {
             }
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains("duration"), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations_too_long_for_rust_are_errors_not_panics() {
+        for s in ["1e19", "1e20", "1e300", "100001h", "18446744073709551616s"] {
+            let e = parse_duration(s).expect_err(s);
+            assert!(e.contains("too long; use at most 100000h"), "{e}");
+        }
+        assert_eq!(
+            parse_duration("100000h"),
+            Ok(Duration::from_secs(360_000_000))
+        );
+        for y in ["1e20", "\"1e19\"", "1.0e300"] {
+            let e = serde_yaml::from_str::<GoDuration>(y).expect_err(y);
+            assert!(e.to_string().contains("at most 100000h"), "{y}: {e}");
         }
     }
 

@@ -32,7 +32,11 @@ pub struct DocError(pub String);
 
 /// Parse a result document: ours (top-level `startTime`, `numLoops`, ...) or Iter8
 /// v0.15's (top-level `spec` and `result`).
+///
+/// Either way the limits of [`super::result::parse_result`] hold: nesting is checked before
+/// parsing, version counts after.
 pub fn parse_any_result(text: &str) -> Result<ExperimentResult, DocError> {
+    super::limits::check_yaml_nesting(text).map_err(DocError)?;
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| DocError(e.to_string()))?;
     let is_iter8 = value
@@ -41,9 +45,11 @@ pub fn parse_any_result(text: &str) -> Result<ExperimentResult, DocError> {
     if is_iter8 {
         let doc: Iter8Document = serde_yaml::from_value(value)
             .map_err(|e| DocError(format!("an Iter8 v0.15 experiment document: {e}")))?;
-        doc.into_result()
+        let result = doc.into_result()?;
+        result.check_limits().map_err(DocError)?;
+        Ok(result)
     } else {
-        serde_yaml::from_value(value).map_err(|e| DocError(e.to_string()))
+        super::result::parse_result(text).map_err(DocError)
     }
 }
 

@@ -1,8 +1,10 @@
-//! Spec and result types (serde), metric naming, conditions. No I/O.
+//! Spec and result types (serde), metric naming, conditions, input limits. No I/O except
+//! the size-capped file reads of [`limits`].
 
 pub mod condition;
 pub mod duration;
 pub mod iter8doc;
+pub mod limits;
 pub mod metrics;
 pub mod result;
 pub mod schema;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::limits::MAX_VERSIONS;
 use super::metrics::normalize_metric_name;
 use super::verdicts::{all_satisfied, Comparisons, Regression, RelativeSlos};
 
@@ -60,6 +61,71 @@ pub struct FailedTask {
     pub task: String,
     /// What went wrong.
     pub message: String,
+}
+
+/// Read a stored result (YAML or JSON), as `iter8 report` / `assert`, `--continue` and the
+/// cluster store do. Refused before parsing when too large or nested too deep
+/// ([`super::limits::check_yaml_nesting`]); after parsing, when a count would size
+/// allocations past the limits (a 200-byte result with `numVersions: 1000000` made the
+/// report allocate hundreds of MB). Errors name the field.
+pub fn parse_result(text: &str) -> Result<ExperimentResult, String> {
+    super::limits::check_yaml_nesting(text)?;
+    let de = serde_yaml::Deserializer::from_str(text);
+    let result: ExperimentResult = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })?;
+    result.check_limits()?;
+    Ok(result)
+}
+
+impl ExperimentResult {
+    /// Counts that size what readers allocate are within [`MAX_VERSIONS`].
+    pub fn check_limits(&self) -> Result<(), String> {
+        let Some(i) = &self.insights else {
+            return Ok(());
+        };
+        let per_version = [
+            ("insights.numVersions", i.num_versions),
+            ("insights.versionNames", i.version_names.len()),
+            (
+                "insights.nonHistogramMetricValues",
+                i.non_histogram_metric_values.len(),
+            ),
+            (
+                "insights.histogramMetricValues",
+                i.histogram_metric_values.len(),
+            ),
+            ("insights.unavailableMetrics", i.unavailable_metrics.len()),
+        ];
+        let sat = i
+            .slos_satisfied
+            .iter()
+            .flat_map(|s| s.upper.iter().chain(&s.lower));
+        for (field, n) in per_version
+            .into_iter()
+            .chain(sat.map(|v| ("insights.SLOsSatisfied", v.len())))
+        {
+            if n > MAX_VERSIONS {
+                return Err(format!(
+                    "{field}: {n} versions; a result has at most {MAX_VERSIONS}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FailedTask {
+    /// `task 2 (http)`: how every message names the task (counting from 1, as the runner's
+    /// log does), while `index` stays zero-based.
+    pub fn label(&self) -> String {
+        format!("task {} ({})", self.index + 1, self.task)
+    }
 }
 
 impl ExperimentResult {
@@ -401,6 +467,9 @@ impl Insights {
     /// Merge a histogram into the stored one for `version`.
     pub fn record_histogram(&mut self, version: usize, name: &str, hist: &Histogram) {
         self.grow_to(version);
+        if let Some(m) = self.unavailable_metrics.get_mut(version) {
+            m.remove(name);
+        }
         self.histogram_metric_values[version]
             .entry(name.to_string())
             .or_default()
@@ -419,8 +488,14 @@ impl Insights {
     /// percentile `<prefix>/<hist>-p<X>` that no task stored (any X in (0, 100], e.g.
     /// `http/latency-p97.5`, `grpc/latency/p99.95`) is computed from the stored histogram
     /// `<prefix>/<hist>`, as Iter8 computed any percentile an SLO names.
+    ///
+    /// A metric (or its histogram) marked unavailable in this loop has no latest value: an
+    /// older loop's value would pass an SLO the current loop did not measure.
     pub fn latest(&self, version: usize, name: &str) -> Option<f64> {
         let name = normalize_metric_name(name);
+        if self.is_unavailable(version, &name) {
+            return None;
+        }
         let stored = self
             .non_histogram_metric_values
             .get(version)
@@ -429,10 +504,19 @@ impl Insights {
         stored.or_else(|| self.percentile_on_demand(version, &name))
     }
 
+    fn is_unavailable(&self, version: usize, name: &str) -> bool {
+        self.unavailable_metrics
+            .get(version)
+            .is_some_and(|m| m.contains_key(name))
+    }
+
     /// `<prefix>/<hist>-p<X>` from the histogram `<prefix>/<hist>` of `version` (None when
     /// the name is not a percentile or there is no such histogram).
     fn percentile_on_demand(&self, version: usize, name: &str) -> Option<f64> {
         let (hist, p) = percentile_parts(name)?;
+        if self.is_unavailable(version, hist) {
+            return None;
+        }
         self.histogram_metric_values
             .get(version)?
             .get(hist)?

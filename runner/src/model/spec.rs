@@ -210,6 +210,8 @@ pub fn parse_experiment(yaml: &str) -> Result<Experiment, SpecError> {
 /// `strict`: an unknown key is an error (naming the nearest known key) instead of a
 /// warning.
 pub fn parse_experiment_with(yaml: &str, strict: bool) -> Result<Experiment, SpecError> {
+    super::limits::check_yaml_nesting(yaml)
+        .map_err(|e| SpecError::Document(format!("the experiment is not accepted: {e}")))?;
     let doc: Value = serde_yaml::from_str(yaml)
         .map_err(|e| SpecError::Document(format!("the experiment is not valid YAML: {e}")))?;
     let top = match doc {
@@ -280,10 +282,16 @@ pub fn parse_experiment_with(yaml: &str, strict: bool) -> Result<Experiment, Spe
     })
 }
 
+/// A key as the user wrote it (never a Rust debug value such as `Number(1)`).
 fn key_text(k: Option<&str>, v: &Value) -> String {
-    match k {
-        Some(s) => format!("`{s}`"),
-        None => format!("{v:?}"),
+    match (k, v) {
+        (Some(s), _) => format!("`{s}`"),
+        (None, Value::Number(n)) => format!("`{n}`"),
+        (None, Value::Bool(b)) => format!("`{b}`"),
+        (None, Value::Null) => "`null`".to_string(),
+        (None, Value::Sequence(_)) => "(a list used as a key)".to_string(),
+        (None, Value::Mapping(_)) => "(a mapping used as a key)".to_string(),
+        (None, _) => "(a tagged value used as a key)".to_string(),
     }
 }
 
@@ -685,6 +693,29 @@ spec:
     }
 
     #[test]
+    fn non_string_keys_are_named_as_written() {
+        for (yaml, key) in [
+            ("spec:\n- task: assess\n  1: x\n", "`1`"),
+            ("spec:\n- task: assess\n  true: x\n", "`true`"),
+            (
+                "spec:\n- task: assess\n  ? [a]\n  : x\n",
+                "(a list used as a key)",
+            ),
+            ("1: x\nspec: [{run: echo}]\n", "`1`"),
+        ] {
+            // strict: an error; by default: a warning; either names the key as written
+            let e = parse_experiment_with(yaml, true)
+                .expect_err(yaml)
+                .to_string();
+            assert!(e.contains(&format!("key {key}")), "{e}");
+            assert!(!e.contains("Number("), "{e}");
+            let w = parse_experiment(yaml).expect(yaml).warnings.join("\n");
+            assert!(w.contains(key), "{w}");
+            assert!(!w.contains("Number("), "{w}");
+        }
+    }
+
+    #[test]
     fn envelope_errors() {
         assert_eq!(
             task_err("spec:\n- task: assess\n  iff: SLOs()\n"),
@@ -706,6 +737,16 @@ spec:
             .starts_with("task 1 (run): if: must be a condition string"));
         assert!(task_err("spec:\n- just a string\n")
             .starts_with("task 1 (?): a task must be a mapping"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        // 150,000 `[` took over 20 s to parse; refused at once now.
+        let e = doc_err(&format!("spec: {}", "[".repeat(150_000)));
+        assert!(
+            e.starts_with("the experiment is not accepted: line 1: more than 256 nested"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn verdict(h: &mut String, result: &ExperimentResult) {
     h.push_str("</div>\n");
     if result.failure {
         let msg = match &result.failed_task {
-            Some(t) => format!("Task {} ({}) failed: {}", t.index, t.task, t.message),
+            Some(t) => format!("Task {} ({}) failed: {}", t.index + 1, t.task, t.message),
             None => "A task failed (no details recorded).".to_string(),
         };
         let _ = writeln!(

@@ -151,10 +151,7 @@ fn summary(out: &mut String, result: &ExperimentResult, color: bool) {
     };
     let failure = match (&result.failure, &result.failed_task) {
         (false, _) => paint(true, "no".to_string()),
-        (true, Some(t)) => paint(
-            false,
-            format!("yes: task {} ({}) failed: {}", t.index, t.task, t.message),
-        ),
+        (true, Some(t)) => paint(false, format!("yes: {} failed: {}", t.label(), t.message)),
         (true, None) => paint(false, "yes (no task recorded as failed)".to_string()),
     };
     let any_slo = result.insights.as_ref().is_some_and(|i| {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Store, StoreError, Stored};
+use crate::model::limits::{read_text_capped_async, ReadError, MAX_DOCUMENT_BYTES};
 use crate::model::ExperimentResult;
 
 /// A local experiment: spec file in, result file out.
@@ -35,26 +36,69 @@ impl FileStore {
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        StoreError::NotFound(format!("{what} {}", path.display()))
-    } else {
-        StoreError::Io(format!("{what} {}: {e}", path.display()))
+    match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound(format!("{what} {}", path.display())),
+        // The user's to fix (exit 2), like a missing file.
+        std::io::ErrorKind::PermissionDenied => {
+            StoreError::Forbidden(format!("{what} {}: {e}", path.display()))
+        }
+        _ => StoreError::Io(format!("{what} {}: {e}", path.display())),
     }
+}
+
+/// The result is only ever written as a new regular file renamed over `path`: refuse a
+/// `path` that is something else (a device such as /dev/null, a FIFO, a symlink, a
+/// directory), which the rename would replace.
+pub fn check_output_path(path: &Path) -> Result<(), StoreError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("result file", path, e)),
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device, FIFO or socket"
+    };
+    Err(StoreError::Invalid {
+        what: format!("result file {}", path.display()),
+        message: format!(
+            "it is {what}, which writing the result would replace; give -o the path of a \
+             regular file (or of a file to create)"
+        ),
+    })
 }
 
 /// Read a result file (`iter8 report` / `assert` use it too).
 pub async fn read_result(path: &Path) -> Result<ExperimentResult, StoreError> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| io_error("result file", path, e))?;
-    serde_yaml::from_str(&text).map_err(|e| StoreError::Invalid {
+    let text = read_capped_text("result file", path).await?;
+    crate::model::result::parse_result(&text).map_err(|message| StoreError::Invalid {
         what: format!("result file {}", path.display()),
-        message: e.to_string(),
+        message,
     })
+}
+
+/// Read a document of at most [`MAX_DOCUMENT_BYTES`]: an endless file (`/dev/zero`), a
+/// directory or a file that is not UTF-8 is an error naming the file.
+async fn read_capped_text(what: &str, path: &Path) -> Result<String, StoreError> {
+    match read_text_capped_async(path, MAX_DOCUMENT_BYTES).await {
+        Ok(t) => Ok(t),
+        Err(ReadError::Io(e)) => Err(io_error(what, path, e)),
+        Err(e) => Err(StoreError::Invalid {
+            what: format!("{what} {}", path.display()),
+            message: format!("the file {e}"),
+        }),
+    }
 }
 
 /// Write `contents` to `path` atomically (temporary file in the same directory + rename).
 pub async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    check_output_path(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -83,11 +127,19 @@ pub async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError
 
 impl Store for FileStore {
     async fn load(&self) -> Result<Stored, StoreError> {
-        let experiment_yaml = tokio::fs::read_to_string(&self.experiment)
-            .await
-            .map_err(|e| io_error("experiment file", &self.experiment, e))?;
+        check_output_path(&self.result)?;
+        let experiment_yaml = read_capped_text("experiment file", &self.experiment).await?;
         let previous = if self.continue_previous && self.result.exists() {
-            Some(read_result(&self.result).await?)
+            let previous = read_result(&self.result).await?;
+            if previous.num_loops == u64::MAX {
+                return Err(StoreError::Invalid {
+                    what: format!("result file {}", self.result.display()),
+                    message: "numLoops is at its maximum (2^64-1); another loop cannot be \
+                              counted: start a fresh result (run without --continue)"
+                        .into(),
+                });
+            }
+            Some(previous)
         } else {
             None
         };

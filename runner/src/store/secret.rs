@@ -235,9 +235,9 @@ fn data_text(secret: &Secret, key: &str, what: &str) -> Result<Option<String>, S
 }
 
 fn parse_result(text: &str, what: &str) -> Result<ExperimentResult, StoreError> {
-    serde_yaml::from_str(text).map_err(|e| StoreError::Invalid {
+    crate::model::result::parse_result(text).map_err(|message| StoreError::Invalid {
         what: format!("{what} key {RESULT_KEY}"),
-        message: e.to_string(),
+        message,
     })
 }
 

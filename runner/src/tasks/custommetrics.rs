@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bounded::{self, run_bounded};
 use super::gotemplate;
 use super::httpcall;
 use super::{TaskContext, TaskError};
@@ -280,8 +281,11 @@ pub fn scrub(msg: &str, secrets: &[String]) -> String {
 
 /// Read a credential file (trailing newline removed). Errors name the path only.
 pub fn read_secret_file(path: &str) -> Result<String, String> {
-    let s = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read credential file {path}: {}", e.kind()))?;
+    use crate::model::limits::{read_text_capped, ReadError, MAX_PEM_BYTES};
+    let s = read_text_capped(std::path::Path::new(path), MAX_PEM_BYTES).map_err(|e| match e {
+        ReadError::Io(e) => format!("cannot read credential file {path}: {}", e.kind()),
+        other => format!("cannot read credential file {path}: it {other}"),
+    })?;
     let s = s.trim_end_matches(['\n', '\r']).to_string();
     if s.is_empty() {
         return Err(format!("credential file {path} is empty"));
@@ -482,7 +486,16 @@ impl CustomMetricsTask {
             };
             for version in 0..n {
                 let data = self.template_data(version, ctx.experiment_start, Utc::now())?;
-                let spec = render_spec(provider, &text, &data)?;
+                let spec = {
+                    let (p, t) = (provider.clone(), text.clone());
+                    run_bounded(
+                        &format!("provider {provider:?}: template"),
+                        timeout,
+                        move || render_spec(&p, &t, &data),
+                    )
+                    .await
+                    .map_err(TaskError::Failed)??
+                };
                 let method = spec.method.clone().unwrap_or_else(|| "GET".into());
                 let mut errors = false;
                 for (mi, metric) in spec.metrics.iter().enumerate() {
@@ -592,8 +605,11 @@ async fn load_template(
             .map(str::to_string)
             .ok_or_else(|| TaskError::invalid(&field, format!("no builtin template {b:?}"))),
         Source::Inline(t) => Ok(t.to_string()),
-        Source::File(p) => std::fs::read_to_string(p)
-            .map_err(|e| TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))),
+        Source::File(p) => crate::model::limits::read_text_capped(
+            std::path::Path::new(p),
+            crate::model::limits::MAX_PAYLOAD_BYTES,
+        )
+        .map_err(|e| TaskError::Failed(format!("{field}: cannot read template file {p}: {e}"))),
         Source::Url(u) => {
             let resp = httpcall::send_with("GET", u, &[], None, call)
                 .await
@@ -679,7 +695,14 @@ async fn query_metric(
             resp.body_snippet(200)
         ));
     }
-    jq_first_number(&metric.jq_expression, &resp.body)
+    let expr = metric.jq_expression.clone();
+    let body = resp.body;
+    run_bounded(
+        &format!("jq expression {expr:?}"),
+        call.timeout,
+        move || jq_first_number(&expr, &body),
+    )
+    .await?
 }
 
 /// Apply a jq expression to a JSON document; the first output, as a number.
@@ -688,6 +711,8 @@ pub fn jq_first_number(expr: &str, json: &[u8]) -> Result<f64, String> {
     use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
     use jaq_json::Val;
 
+    bounded::check_jq(expr).map_err(|e| format!("jq expression {expr:?} {e}"))?;
+    bounded::check_json_nesting(json).map_err(|e| format!("the response is not accepted: {e}"))?;
     let input =
         jaq_json::read::parse_single(json).map_err(|e| format!("the response is not JSON: {e}"))?;
     let defs = jaq_core::defs()

@@ -20,7 +20,7 @@
 //! (`grpc/latency/mean`, `grpc/latency/p95.0`) resolve to these.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -42,6 +42,7 @@ use crate::load::{
     all_percentiles, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
 };
 use crate::model::duration::GoDuration;
+use crate::model::limits::{read_capped, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::metrics::percentile_suffix;
 use crate::model::result::{MetricMeta, MetricType};
 
@@ -402,6 +403,8 @@ impl GrpcTask {
                 "empty; set the server address, e.g. 127.0.0.1:50051",
             ));
         }
+        crate::model::limits::check_host_port(&host.value)
+            .map_err(|m| TaskError::invalid(&host.field, m))?;
         let call = pick!(call, "call").ok_or_else(|| {
             TaskError::invalid(
                 format!("{ep_prefix}call"),
@@ -588,7 +591,11 @@ impl GrpcTask {
                     "must be 0 (as fast as possible) or a positive number of requests per second",
                 ))
             }
-            Some(r) if r.value > 0.0 => Some(r.value),
+            Some(r) if r.value > 0.0 => {
+                crate::model::limits::check_qps(r.value)
+                    .map_err(|m| TaskError::invalid(&r.field, m))?;
+                Some(r.value)
+            }
             _ => None,
         };
         let duration_v = match duration {
@@ -851,7 +858,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         metadata_pairs.extend(fetched);
     }
     if let Some(f) = &t.metadata_file {
-        let body = std::fs::read(&f.value)
+        let body = read_capped(Path::new(&f.value), MAX_PAYLOAD_BYTES)
             .map_err(|e| invalid(&f.field, format!("cannot read {}: {e}", f.value)))?;
         let read: BTreeMap<String, String> = serde_json::from_slice(&body).map_err(|e| {
             invalid(
@@ -869,7 +876,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         Some((cacert, cname)) => {
             let ca_pem = match cacert {
                 Some(c) => Some(
-                    std::fs::read(&c.value)
+                    read_capped(Path::new(&c.value), MAX_PEM_BYTES)
                         .map_err(|e| invalid(&c.field, format!("cannot read {}: {e}", c.value)))?,
                 ),
                 None => None,
@@ -907,7 +914,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
                 .map_err(|e| invalid(&t.source.field, e))?
         }
         Source::Protoset(path) => {
-            let bytes = std::fs::read(path)
+            let bytes = read_capped(Path::new(path), MAX_PAYLOAD_BYTES)
                 .map_err(|e| invalid(&t.source.field, format!("cannot read {path}: {e}")))?;
             descriptor::decode_protoset(&bytes, path).map_err(|e| invalid(&t.source.field, e))?
         }
@@ -936,7 +943,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
 
     let data_value = match &t.data_file {
         Some(f) => {
-            let body = std::fs::read(&f.value)
+            let body = read_capped(Path::new(&f.value), MAX_PAYLOAD_BYTES)
                 .map_err(|e| invalid(&f.field, format!("cannot read {}: {e}", f.value)))?;
             let v: serde_json::Value = serde_json::from_slice(&body)
                 .map_err(|e| invalid(&f.field, format!("{} is not JSON: {e}", f.value)))?;
@@ -970,7 +977,7 @@ async fn prepare(t: &Target) -> Result<GrpcSender, TaskError> {
         // A serialized message, sent as it is (checked against the request type).
         Some(b) => {
             let bytes = match &b.value {
-                Binary::File(path) => std::fs::read(path)
+                Binary::File(path) => read_capped(Path::new(path), MAX_PAYLOAD_BYTES)
                     .map(bytes::Bytes::from)
                     .map_err(|e| invalid(&b.field, format!("cannot read {path}: {e}")))?,
                 Binary::Url(url) => fetch::fetch(url, FETCH_TIMEOUT)

@@ -34,6 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ use super::{http1, Progress, TaskContext, TaskError};
 use crate::load::{
     record_metrics, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
 };
+use crate::model::limits::{read_capped_async, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::GoDuration;
 
 pub use crate::load::DEFAULT_PERCENTILES;
@@ -537,15 +539,9 @@ fn validate_resolved(r: &Resolved) -> Result<(), TaskError> {
             "must be more than 0, e.g. \"10s\"",
         ));
     }
-    if r.qps.is_nan() {
-        return Err(TaskError::invalid(
-            r.f("qps"),
-            "must be a number (0 or negative: as fast as possible)",
-        ));
-    }
-    if r.connections == 0 {
-        return Err(TaskError::invalid(r.f("connections"), "must be at least 1"));
-    }
+    crate::model::limits::check_qps(r.qps).map_err(|m| TaskError::invalid(r.f("qps"), m))?;
+    crate::model::limits::check_connections(r.connections)
+        .map_err(|m| TaskError::invalid(r.f("connections"), m))?;
     if r.timeout.is_zero() {
         return Err(TaskError::invalid(
             r.f("timeout"),
@@ -667,6 +663,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
+    crate::model::limits::check_port(authority.as_str()).map_err(|m| format!("{url:?}: {m}"))?;
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     Ok(Target {
         https,
@@ -756,19 +753,27 @@ impl HttpSender {
                 })?)
             }
             (Some(s), _) => Some(Bytes::from(s.clone())),
-            (None, Some(path)) => Some(Bytes::from(tokio::fs::read(path).await.map_err(|e| {
-                TaskError::invalid(
-                    r.f("payloadFile"),
-                    format!("cannot read {path:?}: {e}; set the path of a readable file"),
-                )
-            })?)),
+            (None, Some(path)) => Some(Bytes::from(
+                read_capped_async(Path::new(path), MAX_PAYLOAD_BYTES)
+                    .await
+                    .map_err(|e| {
+                        TaskError::invalid(
+                            r.f("payloadFile"),
+                            format!("cannot read {path:?}: {e}; set the path of a readable file"),
+                        )
+                    })?,
+            )),
             (None, None) => None,
         };
         let tls = if target.https {
             let ca = match &r.ca_file {
-                Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
-                    TaskError::invalid(r.f("caFile"), format!("cannot read {path:?}: {e}"))
-                })?),
+                Some(path) => Some(
+                    read_capped_async(Path::new(path), MAX_PEM_BYTES)
+                        .await
+                        .map_err(|e| {
+                            TaskError::invalid(r.f("caFile"), format!("cannot read {path:?}: {e}"))
+                        })?,
+                ),
                 None => None,
             };
             let config = super::tls::client_config(ca.as_deref(), r.insecure_skip_verify, r.http2)

@@ -69,7 +69,11 @@ impl CallOptions {
         let ca_pem = match ca_file.map(str::trim).filter(|f| !f.is_empty()) {
             None => None,
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
+                let pem = crate::model::limits::read_capped(
+                    std::path::Path::new(path),
+                    crate::model::limits::MAX_PEM_BYTES,
+                )
+                .map_err(|e| {
                     super::TaskError::invalid("caFile", format!("cannot read {path:?}: {e}"))
                 })?;
                 // fail at once on a file without certificates, not at the first call
@@ -263,6 +267,7 @@ async fn send_once(
 ) -> Result<HttpResponse, String> {
     let shown = redact_url(url);
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {shown:?}: {e}"))?;
+    crate::model::limits::check_url_port(url).map_err(|e| format!("bad URL {shown:?}: {e}"))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::model::Insights;
 
 pub mod assess;
+pub mod bounded;
 pub mod custommetrics;
 pub mod gotemplate;
 pub mod http;

@@ -278,7 +278,7 @@ impl Summary {
         s.failure_reason = result
             .failed_task
             .as_ref()
-            .map(|f| format!("task {} ({}): {}", f.index, f.task, f.message));
+            .map(|f| format!("{}: {}", f.label(), f.message));
         s.num_loops = Some(result.num_loops);
         s.slos_satisfied = result.slos_satisfied();
         s
@@ -443,7 +443,11 @@ impl NotifyTask {
             }
             None => self.payload_template.as_deref(),
         };
-        let call = match self.build(summary, template) {
+        let rendered = match self.render_payload(summary, template, timeout).await {
+            Ok(r) => r,
+            Err(e) => return self.soft(e),
+        };
+        let call = match self.build(summary, rendered) {
             Ok(c) => c,
             Err(e) => return self.soft(e),
         };
@@ -492,22 +496,35 @@ impl NotifyTask {
         }
     }
 
-    fn build(&self, summary: &Summary, template: Option<&str>) -> Result<Call, TaskError> {
+    /// The rendered payload template (`payloadTemplate`, or the one fetched from
+    /// `payloadTemplateURL`), within `timeout` on its own thread.
+    async fn render_payload(
+        &self,
+        summary: &Summary,
+        template: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Option<String>, TaskError> {
+        let Some(t) = template.map(str::to_string) else {
+            return Ok(None);
+        };
         let summary_json = serde_json::to_value(summary)
             .map_err(|e| TaskError::Failed(format!("notify: summary: {e}")))?;
-        let rendered = match template {
-            Some(t) => {
-                let mut data = summary_json.clone();
-                if let serde_json::Value::Object(m) = &mut data {
-                    m.insert("Summary".into(), summary_json.clone());
-                }
-                Some(
-                    gotemplate::render("payloadTemplate", t, &data)
-                        .map_err(|e| TaskError::Failed(format!("notify: {e}")))?,
-                )
-            }
-            None => None,
-        };
+        let mut data = summary_json.clone();
+        if let serde_json::Value::Object(m) = &mut data {
+            m.insert("Summary".into(), summary_json);
+        }
+        super::bounded::run_bounded("notify: payloadTemplate", timeout, move || {
+            gotemplate::render("payloadTemplate", &t, &data)
+        })
+        .await
+        .map_err(TaskError::Failed)?
+        .map(Some)
+        .map_err(|e| TaskError::Failed(format!("notify: {e}")))
+    }
+
+    fn build(&self, summary: &Summary, rendered: Option<String>) -> Result<Call, TaskError> {
+        let summary_json = serde_json::to_value(summary)
+            .map_err(|e| TaskError::Failed(format!("notify: summary: {e}")))?;
         let mut secrets = Vec::new();
         let mut headers: Vec<(String, String)> = Vec::new();
 
@@ -651,7 +668,8 @@ fn check_url(field: &str, u: &str) -> Result<(), TaskError> {
             format!("{:?} is not an http(s) URL", httpcall::redact_url(u)),
         ));
     }
-    Ok(())
+    crate::model::limits::check_url_port(u)
+        .map_err(|m| TaskError::invalid(field, format!("{:?}: {m}", httpcall::redact_url(u))))
 }
 
 /// Slack webhook URLs carry their secret in the path: show the host only.

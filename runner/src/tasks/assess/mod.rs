@@ -325,6 +325,8 @@ impl AssessTask {
                     format!("no earlier task produces metric {metric}{known}"),
                 ));
             }
+            crate::model::metrics::check_load_metric(&metric)
+                .map_err(|m| TaskError::invalid(format!("with.{field}"), m))?;
         }
         Ok(())
     }

@@ -69,8 +69,38 @@ fn line_suffix(line: Option<usize>) -> String {
     }
 }
 
+/// Largest rendered template.
+pub const MAX_OUTPUT_BYTES: usize = 4 << 20;
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`] (gtmpl then stops rendering).
+struct CappedOutput(Vec<u8>);
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.0.resize(MAX_OUTPUT_BYTES, b' ');
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Parse and render `text` (named `name` in errors) over `data`.
+///
+/// The text is checked first ([`super::bounded::check_template`]: size, nesting, no
+/// recursion) and the output is capped at [`MAX_OUTPUT_BYTES`], so a template cannot
+/// overflow the stack or fill the memory; callers bound the time with
+/// [`super::bounded::run_bounded`].
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
+    super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
+        name: name.to_string(),
+        line: None,
+        message,
+    })?;
     let mut tmpl = Template::with_name(name);
     tmpl.add_funcs(SPRIG);
     // The text as written first: syntax errors name the user's lines.
@@ -92,9 +122,25 @@ pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String
     };
     let ctx = Context::from(to_gtmpl(data));
     instrument::reset();
-    let out = tmpl
-        .render(&ctx)
-        .map_err(|e| render_error(name, text, &e.to_string(), instrument::last_line()))?;
+    let mut sink = CappedOutput(Vec::new());
+    if let Err(e) = tmpl.execute(&mut sink, &ctx) {
+        if sink.0.len() >= MAX_OUTPUT_BYTES {
+            return Err(TemplateError::Render {
+                name: name.to_string(),
+                line: None,
+                message: format!(
+                    "the output is larger than {MAX_OUTPUT_BYTES} bytes (the limit); does a range repeat too often?"
+                ),
+            });
+        }
+        return Err(render_error(
+            name,
+            text,
+            &e.to_string(),
+            instrument::last_line(),
+        ));
+    }
+    let out = String::from_utf8_lossy(&sink.0);
     let (out, missing_line) = instrument::strip(&out);
     if let Some(pos) = out.find("<no value>") {
         let rendered_line = out[..pos].matches('\n').count();
@@ -173,13 +219,30 @@ fn render_error(name: &str, text: &str, msg: &str, line: Option<usize>) -> Templ
         return TemplateError::Render {
             name: name.to_string(),
             line,
-            message: format!("{msg}: range needs a list or a map"),
+            // gtmpl's message shows the value as a Rust debug value (`invalid range
+            // Number(Number { n: U(5) })`): say what kind of value it was instead.
+            message: format!(
+                "cannot range over {}: range needs a list or a map",
+                range_value_kind(msg)
+            ),
         };
     }
     TemplateError::Render {
         name: name.to_string(),
         line,
         message: msg.to_string(),
+    }
+}
+
+/// What kind of value gtmpl's `invalid range <debug value>` message is about.
+fn range_value_kind(msg: &str) -> &'static str {
+    let value = msg.trim_start_matches("invalid range").trim_start();
+    match value.split(['(', ' ']).next().unwrap_or_default() {
+        "Number" => "a number",
+        "String" => "a text",
+        "Bool" => "true/false",
+        "Function" => "a function",
+        _ => "a missing value",
     }
 }
 

@@ -495,6 +495,19 @@ fn b64dec(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
+/// Widest `indent` / `nindent` (a larger one is a mistake, and would allocate it per line).
+const MAX_INDENT: usize = 1_000;
+
+fn indent_width(name: &str, v: &Value) -> Result<usize, FuncError> {
+    let n = float(name, v)?;
+    if n > MAX_INDENT as f64 {
+        return Err(err(format!(
+            "{name}: {n} spaces is too wide; use at most {MAX_INDENT}"
+        )));
+    }
+    Ok(n.max(0.0) as usize)
+}
+
 fn indent_text(n: usize, s: &str) -> String {
     let pad = " ".repeat(n);
     s.split('\n')
@@ -505,13 +518,13 @@ fn indent_text(n: usize, s: &str) -> String {
 
 fn indent(args: &[Value]) -> Result<Value, FuncError> {
     exactly("indent", args, 2)?;
-    let n = float("indent", &args[0])?.max(0.0) as usize;
+    let n = indent_width("indent", &args[0])?;
     Ok(Value::String(indent_text(n, &text(&args[1]))))
 }
 
 fn nindent(args: &[Value]) -> Result<Value, FuncError> {
     exactly("nindent", args, 2)?;
-    let n = float("nindent", &args[0])?.max(0.0) as usize;
+    let n = indent_width("nindent", &args[0])?;
     Ok(Value::String(format!(
         "\n{}",
         indent_text(n, &text(&args[1]))
