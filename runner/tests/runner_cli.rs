@@ -155,3 +155,84 @@ fn sigterm_records_the_interruption_and_exits_1() {
     assert_eq!(f.index, 0);
     assert_eq!(f.message, iter8::engine::INTERRUPTED);
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 (keep-alive; every request gets 200 "ok").
+fn ok_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut writer = stream;
+                loop {
+                    let mut line = String::new();
+                    // the request head; GET has no body
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    if writer
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn fail_on_slo_violation_turns_a_violated_slo_into_exit_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = ok_server();
+    let experiment = |limit: &str| {
+        format!(
+            "spec:\n- task: http\n  with:\n    url: http://127.0.0.1:{port}/\n    numRequests: 20\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: {limit}\n"
+        )
+    };
+    // a mean latency under 0 ms cannot be: the SLO is violated
+    let out = runner(dir.path(), &experiment("0"), &["--quiet"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "default: Iter8's exit 0; {}",
+        stderr(&out)
+    );
+    assert!(!result(dir.path()).slos_satisfied());
+    let out = runner(
+        dir.path(),
+        &experiment("0"),
+        &["--quiet", "--fail-on-slo-violation"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SLOs not satisfied (--fail-on-slo-violation)"),
+        "{}",
+        stderr(&out)
+    );
+    // the environment variable the chart sets
+    let out = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args(["-f", "experiment.yaml", "-o", "result.yaml", "--quiet"])
+        .env("ITER8_FAIL_ON_SLO_VIOLATION", "true")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // satisfied SLOs: exit 0 with the flag too
+    let out = runner(
+        dir.path(),
+        &experiment("60000"),
+        &["--quiet", "--fail-on-slo-violation"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(result(dir.path()).slos_satisfied());
+}

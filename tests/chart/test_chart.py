@@ -737,3 +737,12 @@ def test_new_values_are_checked_by_the_schema(values, where):
 def test_global_values_of_a_parent_chart_are_accepted():
     objs = render({**HTTP, "global": {"imageRegistry": "registry.example.com", "anything": {"x": 1}}})
     assert one(objs, "Job")
+
+
+def test_fail_on_slo_violation_reaches_the_runner_only_when_set():
+    env = {e["name"]: e for e in one(render(HTTP), "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "ITER8_FAIL_ON_SLO_VIOLATION" not in env
+    pod = one(render({**HTTP, "failOnSLOViolation": True}), "Job")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["ITER8_FAIL_ON_SLO_VIOLATION"] == {"name": "ITER8_FAIL_ON_SLO_VIOLATION", "value": "true"}
+    assert "failOnSLOViolation" in render_error({**HTTP, "failOnSLOViolation": "yes"})

@@ -48,6 +48,10 @@ spec:
           value: {{ .Release.Name | quote }}
         - name: ITER8_REVISION
           value: {{ .Release.Revision | quote }}
+        {{- if .Values.failOnSLOViolation }}
+        - name: ITER8_FAIL_ON_SLO_VIOLATION
+          value: "true"
+        {{- end }}
         - name: RUST_LOG
           value: {{ include "iter8.logLevel" . | quote }}
         {{- with include "iter8.valuesNotes" . }}

@@ -3,7 +3,10 @@
 //! Exit codes: 0 the experiment ran and no task failed; 1 a task failed (or the result
 //! could not be written); 2 bad input or usage (a missing, unreadable, non-UTF-8 or too
 //! large experiment file, a directory, an invalid experiment, an `-o` that is not a regular
-//! file, a `--continue` result that cannot count another loop).
+//! file, a `--continue` result that cannot count another loop); 3 the experiment ran but
+//! its SLOs are not satisfied, only with `--fail-on-slo-violation` (so a Job fails and
+//! `helm install --wait --wait-for-jobs`, Argo CD or Flux see it; by default, as in Iter8,
+//! SLOs are a verdict in the result, not a failure).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ use tracing_subscriber::EnvFilter;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_SLOS: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -76,6 +80,10 @@ struct Opts {
     /// chart sets it from `strict: true`.
     #[arg(long, env = "ITER8_STRICT")]
     strict: bool,
+    /// Exit 3 when the experiment ran but its SLOs are not satisfied (the chart sets it from
+    /// failOnSLOViolation). Default: exit 0, as Iter8 does.
+    #[arg(long, env = "ITER8_FAIL_ON_SLO_VIOLATION")]
+    fail_on_slo_violation: bool,
 }
 
 impl Opts {
@@ -128,7 +136,7 @@ fn main() -> ExitCode {
             &store,
             &options,
             show_progress,
-            opts.quiet,
+            &opts,
             &opts.output.display().to_string(),
         )
         .await
@@ -169,7 +177,7 @@ async fn run_in_cluster(
         strict: opts.strict,
     };
     let destination = format!("secret {namespace}/{release} (key {RESULT_KEY})");
-    execute(&store, &options, show_progress, opts.quiet, &destination).await
+    execute(&store, &options, show_progress, opts, &destination).await
 }
 
 /// A channel that turns `true` on SIGINT or SIGTERM (Kubernetes stops a pod with SIGTERM):
@@ -216,9 +224,10 @@ async fn execute<S: Store>(
     store: &S,
     options: &EngineOptions,
     show_progress: bool,
-    quiet: bool,
+    opts: &Opts,
     destination: &str,
 ) -> ExitCode {
+    let quiet = opts.quiet;
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
     let display = show_progress.then(|| {
@@ -241,6 +250,11 @@ async fn execute<S: Store>(
                     f.message
                 );
                 ExitCode::from(EXIT_FAILED)
+            } else if opts.fail_on_slo_violation && !r.slos_satisfied() {
+                eprintln!(
+                    "iter8-runner: SLOs not satisfied (--fail-on-slo-violation): see `iter8 assert -c slos`; result in {destination}"
+                );
+                ExitCode::from(EXIT_SLOS)
             } else {
                 if !quiet {
                     eprintln!(
