@@ -57,11 +57,11 @@ snapshot:
 # (Debian musl-tools), and podman or docker.
 image:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
+	$(CARGO) build --profile dist --locked --target $(MUSL_TARGET) -p iter8 --bin iter8-runner
 	mkdir -p out/image
 	@# one binary per architecture, named as the Dockerfile's TARGETARCH picks it (the release
 	@# workflow puts amd64 and arm64 side by side); the release profile strips symbols
-	cp "$$(bash scripts/target-dir)/$(MUSL_TARGET)/release/iter8-runner" out/image/iter8-runner-amd64
+	cp "$$(bash scripts/target-dir)/$(MUSL_TARGET)/dist/iter8-runner" out/image/iter8-runner-amd64
 	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) -f Dockerfile out/image
 	@$(CONTAINER) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MiB\n", $$1/1048576}'
 
