@@ -14,7 +14,7 @@ CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo do
 MUSL_TARGET := x86_64-unknown-linux-musl
 KIND_CLUSTER ?= iter8
 
-.PHONY: all build demo test test-only setup lint fmt bench image image-check kind-up kind-down kind-e2e schemas snapshot
+.PHONY: all build demo test test-only setup lint fmt bench fuzz image image-check kind-up kind-down kind-e2e schemas snapshot
 
 all: build
 
@@ -47,6 +47,12 @@ fmt:
 
 bench:
 	bash scripts/bench
+
+# Long fuzz runs: every target of fuzz/ for FUZZ_MINUTES (default 10) each, one after the
+# other (`make test` runs each for a few seconds). See scripts/fuzz.
+FUZZ_MINUTES ?= 10
+fuzz:
+	for t in $$(bash scripts/fuzz list); do bash scripts/fuzz run $$t $(FUZZ_MINUTES) || exit 1; done
 
 # Re-render the chart's committed snapshots (tests/chart/snapshots) from charts/iter8/ci.
 snapshot:
