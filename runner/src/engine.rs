@@ -224,6 +224,10 @@ pub fn start_loop(
             p.failure = false;
             p.failed_task = None;
             p.iter8_version = crate::VERSION.to_string();
+            if let Some(i) = p.insights.as_mut() {
+                // The journal records what this loop adds.
+                i.journal = Default::default();
+            }
             p
         }
         None => ExperimentResult::new(num_tasks),
@@ -262,7 +266,8 @@ pub async fn run_experiment<S: Store>(
                     },
                 });
             }
-            if let Err(e) = store.save(&result).await {
+            result.record_finished_loop();
+            if let Err(e) = store.begin_loop(&mut result).await {
                 tracing::warn!("cannot record the invalid experiment in the result: {e}");
             }
             return Err(EngineError::Invalid(problems));
@@ -286,13 +291,16 @@ pub async fn run_plan<S: Store>(
         tracing::warn!("{w}");
     }
     result.warnings.clone_from(&plan.experiment.warnings);
+    store
+        .begin_loop(&mut result)
+        .await
+        .map_err(EngineError::Save)?;
     tracing::info!(
         tasks = n,
         loop_number = result.num_loops,
         "experiment started (loop {})",
         result.num_loops
     );
-    store.save(&result).await.map_err(EngineError::Save)?;
     for (task, condition) in plan.experiment.tasks.iter().zip(&plan.conditions) {
         let label = task.label();
         progress.set_task(format!("task {}/{n} {}", task.index + 1, task.name()));
@@ -300,6 +308,9 @@ pub async fn run_plan<S: Store>(
             if !c.eval(&result) {
                 tracing::info!("{label}: skipped (if: {} is false)", c.source());
                 result.num_completed_tasks += 1;
+                if result.finished() {
+                    result.record_finished_loop();
+                }
                 store.save(&result).await.map_err(EngineError::Save)?;
                 continue;
             }
@@ -342,6 +353,9 @@ pub async fn run_plan<S: Store>(
                     "{label}: completed in {:.3}s",
                     started.elapsed().as_secs_f64()
                 );
+                if result.finished() {
+                    result.record_finished_loop();
+                }
                 store.save(&result).await.map_err(EngineError::Save)?;
             }
             Err(e) => {
@@ -353,6 +367,7 @@ pub async fn run_plan<S: Store>(
                     task: problem.task,
                     message: problem.message,
                 });
+                result.record_finished_loop();
                 store.save(&result).await.map_err(EngineError::Save)?;
                 break;
             }

@@ -792,7 +792,7 @@ fn assert_all_hold_exit_0() {
     assert_eq!(code, EXIT_OK, "{out}{err}");
     assert_eq!(
         out.trim(),
-        "all conditions hold: completed, nofailure, slos"
+        "all conditions hold: completed, nofailure, slos (verdict of loop 1)"
     );
     // Comma-separated, mixed with repeated.
     let (code, out, _) = iter8(&[
@@ -1045,7 +1045,11 @@ fn assert_polls_until_the_result_changes() {
     ]);
     writer.join().expect("writer");
     assert_eq!(code, EXIT_OK, "{out}{err}");
-    assert_eq!(out.trim(), "all conditions hold: completed, slos");
+    assert!(
+        out.trim()
+            .starts_with("all conditions hold: completed, slos (verdict of loop "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -1126,4 +1130,44 @@ fn odd_results_render_without_panicking() {
         let t = text::render(&r, false);
         assert!(t.contains("Experiment summary"), "case {i}");
     }
+}
+
+/// A CronJob's loop 2 is running (no task done yet); loop 1 finished with every SLO met.
+fn loop_two_running() -> ExperimentResult {
+    let mut r = fixture("one-version");
+    r.num_loops = 1;
+    r.record_finished_loop();
+    r.num_loops = 2;
+    r.num_completed_tasks = 0;
+    r
+}
+
+#[test]
+fn assert_answers_from_the_last_finished_loop_while_a_later_loop_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("result.yaml");
+    std::fs::write(
+        &path,
+        serde_yaml::to_string(&loop_two_running()).expect("yaml"),
+    )
+    .expect("write");
+    let (code, out, err) = iter8(&["assert", "-f", p(&path), "-c", "completed,nofailure,slos"]);
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    assert!(
+        out.contains("(verdict of loop 1 (loop 2 is running: 0 of "),
+        "{out}"
+    );
+    // The report says the same, and shows loop 1's result.
+    let (code, out, err) = iter8(&["report", "-f", p(&path)]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert!(out.contains("Verdict of:"), "{out}");
+    assert!(out.contains("loop 1 (loop 2 is running"), "{out}");
+    // Once loop 2 fails, its own verdict counts.
+    let mut failed = loop_two_running();
+    failed.failure = true;
+    failed.record_finished_loop();
+    std::fs::write(&path, serde_yaml::to_string(&failed).expect("yaml")).expect("write");
+    let (code, out, _) = iter8(&["assert", "-f", p(&path), "-c", "nofailure"]);
+    assert_eq!(code, EXIT_FALSE, "{out}");
+    assert!(out.contains("verdict of loop 2"), "{out}");
 }

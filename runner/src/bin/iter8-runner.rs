@@ -1,12 +1,13 @@
 //! `iter8-runner`: runs an experiment (the image's entrypoint; also local runs).
 //!
-//! Exit codes: 0 the experiment ran and no task failed; 1 a task failed (or the result
-//! could not be written); 2 bad input or usage (a missing, unreadable, non-UTF-8 or too
-//! large experiment file, a directory, an invalid experiment, an `-o` that is not a regular
-//! file, a `--continue` result that cannot count another loop); 3 the experiment ran but
-//! its SLOs are not satisfied, only with `--fail-on-slo-violation` (so a Job fails and
-//! `helm install --wait --wait-for-jobs`, Argo CD or Flux see it; by default, as in Iter8,
-//! SLOs are a verdict in the result, not a failure).
+//! Exit codes: 0 the experiment ran and no task failed; 1 a task failed (or the
+//! experiment could not be read from the cluster); 2 bad input or usage (a missing,
+//! unreadable, non-UTF-8 or too large experiment file, a directory, an invalid experiment,
+//! an `-o` that is not a regular file, a `--continue` result that cannot count another
+//! loop); 3 the experiment ran but its SLOs are not satisfied, only with
+//! `--fail-on-slo-violation` (so a Job fails and `helm install --wait --wait-for-jobs`,
+//! Argo CD or Flux see it; by default, as in Iter8, SLOs are a verdict in the result, not a
+//! failure); 4 the result could not be stored (it is logged whole instead).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use tracing_subscriber::EnvFilter;
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_SLOS: u8 = 3;
+const EXIT_NOT_STORED: u8 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -269,9 +271,8 @@ async fn execute<S: Store>(
             eprintln!("iter8-runner: {e}");
             match e {
                 EngineError::Invalid(_) => ExitCode::from(EXIT_USAGE),
-                EngineError::Load(StoreError::Io(_)) | EngineError::Save(_) => {
-                    ExitCode::from(EXIT_FAILED)
-                }
+                EngineError::Save(_) => ExitCode::from(EXIT_NOT_STORED),
+                EngineError::Load(StoreError::Io(_)) => ExitCode::from(EXIT_FAILED),
                 EngineError::Load(_) => ExitCode::from(EXIT_USAGE),
             }
         }
@@ -351,7 +352,14 @@ impl Write for ClearLineStderr {
 }
 
 fn init_logging(opts: &Opts, tty: bool, progress: bool) {
-    let default = if opts.quiet { "warn" } else { "info" };
+    // kube's HTTP trace layer logs every failed request at ERROR, also those a retry then
+    // fixes; our retry helper logs what matters (one WARN line per recovered call, one
+    // ERROR when a call fails for good). RUST_LOG still wins.
+    let default = if opts.quiet {
+        "warn,kube_client::client::builder=off"
+    } else {
+        "info,kube_client::client::builder=off"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let color = iter8::color_allowed(tty);
     let json = match opts.log_format {

@@ -214,10 +214,18 @@ struct Verdict {
     /// The timeout line (`timed out after 60s waiting for: ...`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// The loop the verdict belongs to: the last finished loop while a later one runs.
+    #[serde(rename = "loop", skip_serializing_if = "Option::is_none")]
+    loop_number: Option<u64>,
+    /// `loop 3`, or `loop 3 (loop 4 is running: 1 of 2 tasks done)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict_of: Option<String>,
 }
 
 impl Verdict {
-    fn of(conditions: &[Condition], result: &ExperimentResult, source: String) -> Verdict {
+    fn of(conditions: &[Condition], current: &ExperimentResult, source: String) -> Verdict {
+        // While a later loop runs, the verdict is the last finished loop's.
+        let result = current.verdict();
         let conditions: Vec<ConditionVerdict> = conditions
             .iter()
             .map(|c| {
@@ -237,6 +245,8 @@ impl Verdict {
             source,
             conditions,
             message: None,
+            loop_number: Some(result.num_loops),
+            verdict_of: Some(current.verdict_label()),
         }
     }
 
@@ -263,6 +273,8 @@ impl Verdict {
                     .collect(),
                 source,
                 message: None,
+                loop_number: None,
+                verdict_of: None,
             },
         };
         v.ok = false;
@@ -284,7 +296,14 @@ impl Verdict {
                     let _ = writeln!(out, "{m}");
                 }
                 if self.ok {
-                    let _ = writeln!(out, "all conditions hold: {names}");
+                    match &self.verdict_of {
+                        Some(v) => {
+                            let _ = writeln!(out, "all conditions hold: {names} (verdict of {v})");
+                        }
+                        None => {
+                            let _ = writeln!(out, "all conditions hold: {names}");
+                        }
+                    }
                 }
                 for c in self.conditions.iter().filter(|c| !c.holds) {
                     // a missing result is said once, in the timeout line
@@ -297,6 +316,9 @@ impl Verdict {
                     for line in &c.reasons {
                         let _ = writeln!(out, "  {line}");
                     }
+                }
+                if let (false, Some(v)) = (self.ok, &self.verdict_of) {
+                    let _ = writeln!(out, "verdict of {v}");
                 }
             }
         }
@@ -338,7 +360,7 @@ pub(super) fn assert_cmd(
         // While waiting, a missing or unreadable result is "not yet".
         let read = reader.read(&source);
         if let Ok(Some(result)) = &read {
-            if conditions.iter().all(|c| c.holds(result)) {
+            if conditions.iter().all(|c| c.holds(result.verdict())) {
                 return finish(Verdict::of(&conditions, result, source.to_string()), out);
             }
         }

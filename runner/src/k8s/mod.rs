@@ -16,6 +16,7 @@ pub use logs::{
 
 #[cfg(test)]
 pub(crate) mod mock;
+pub mod retry;
 
 /// Label every object of a release carries (the chart's `app.kubernetes.io/instance`).
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
@@ -49,7 +50,8 @@ pub struct ClientOptions {
     pub context: Option<String>,
 }
 
-/// Timeout of one API request (a hung request then counts as a transient error).
+/// The client's read timeout: a backstop for every request. Callers that retry bound each
+/// attempt more tightly ([`retry::RetryPolicy::request_timeout`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The client configuration, resolved like kubectl: `--kubeconfig` file, else
@@ -77,8 +79,9 @@ pub async fn config(opts: &ClientOptions) -> Result<Config> {
         })?
     };
     config.read_timeout = Some(REQUEST_TIMEOUT);
-    // kube's own retry layer retries 429/503/504 up to 15 times with delays growing to
-    // minutes; our callers retry within their own bounds instead (SecretStore, ready).
+    // kube's own retry layer retries 429/503/504 (not timeouts or dropped connections) up to
+    // 15 times with delays growing to minutes; our callers retry within their own bounds
+    // instead, through one helper (`retry::call`).
     config.default_retry = false;
     Ok(config)
 }
@@ -105,16 +108,21 @@ pub enum ErrorKind {
 /// Classify a kube error.
 pub fn error_kind(e: &kube::Error) -> ErrorKind {
     match e {
-        kube::Error::Api(s) => match s.code {
-            404 => ErrorKind::NotFound,
-            401 | 403 => ErrorKind::Forbidden,
-            409 => ErrorKind::Conflict,
-            429 | 500 | 502 | 503 | 504 => ErrorKind::Transient,
-            _ => ErrorKind::Permanent,
-        },
+        kube::Error::Api(s) => status_kind(s.code),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
             ErrorKind::Transient
         }
+        _ => ErrorKind::Permanent,
+    }
+}
+
+/// What an API status code means for the caller.
+pub fn status_kind(code: u16) -> ErrorKind {
+    match code {
+        404 => ErrorKind::NotFound,
+        401 | 403 => ErrorKind::Forbidden,
+        409 => ErrorKind::Conflict,
+        429 | 500 | 502 | 503 | 504 => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
     }
 }

@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod duration;
 pub mod iter8doc;
+pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod result;
@@ -15,6 +16,6 @@ pub mod verdicts;
 
 pub use duration::GoDuration;
 pub use result::{
-    ExperimentResult, FailedTask, HistBucket, Histogram, Insights, MetricMeta, MetricType,
+    ExperimentResult, FailedTask, HistBucket, Histogram, Insights, MetricMeta, MetricType, Overlap,
     RewardWinners, Rewards, Slo, Slos, SlosSatisfied,
 };

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Journal, Op};
 use super::limits::MAX_VERSIONS;
 use super::metrics::normalize_metric_name;
 use super::verdicts::{all_satisfied, Comparisons, Regression, RelativeSlos};
@@ -49,6 +50,24 @@ pub struct ExperimentResult {
     /// key (as Iter8 ignored them; `iter8-runner --strict` makes them errors instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The result as it was when the last finished loop ended (every task done, or stopped
+    /// by a failed task): its verdict stays readable while a later loop runs. Its
+    /// `numLoops` is the loop it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_finished_loop: Option<Box<ExperimentResult>>,
+    /// Loops that started while another loop of this result had not finished (two runners
+    /// on one release, e.g. an overlapping CronJob loop or a Job created from the
+    /// CronJob by hand), newest last, at most [`MAX_LOOP_HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlaps: Vec<Overlap>,
+}
+
+/// Loop `loop` started while loop `with` had not finished.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct Overlap {
+    #[serde(rename = "loop")]
+    pub loop_number: u64,
+    pub with: u64,
 }
 
 /// Which task failed, and why.
@@ -142,6 +161,53 @@ impl ExperimentResult {
             revision: None,
             insights: None,
             warnings: Vec::new(),
+            last_finished_loop: None,
+            overlaps: Vec::new(),
+        }
+    }
+
+    /// True when the current loop ended: every task done, or stopped by a failed task.
+    pub fn finished(&self) -> bool {
+        self.failure || self.completed()
+    }
+
+    /// Keep this (ended) loop's result as the verdict readers see while a later loop runs.
+    pub fn record_finished_loop(&mut self) {
+        let mut snapshot = self.clone();
+        snapshot.last_finished_loop = None;
+        snapshot.overlaps.clear();
+        self.last_finished_loop = Some(Box::new(snapshot));
+    }
+
+    /// The result a verdict is taken from: this one when its loop has ended (or no loop
+    /// ended before), else the last finished loop's (a CronJob's next loop is running).
+    pub fn verdict(&self) -> &ExperimentResult {
+        match &self.last_finished_loop {
+            Some(done) if !self.finished() => done,
+            _ => self,
+        }
+    }
+
+    /// Which loop the verdict belongs to: `loop 3`, or `loop 3 (loop 4 is running: 1 of 5
+    /// tasks done)` while a later loop runs.
+    pub fn verdict_label(&self) -> String {
+        let v = self.verdict();
+        if std::ptr::eq(v, self) {
+            format!("loop {}", self.num_loops)
+        } else {
+            format!(
+                "loop {} (loop {} is running: {} of {} tasks done)",
+                v.num_loops, self.num_loops, self.num_completed_tasks, self.num_tasks
+            )
+        }
+    }
+
+    /// Record that loop `loop_number` started while loop `with` had not finished.
+    pub fn record_overlap(&mut self, loop_number: u64, with: u64) {
+        self.overlaps.push(Overlap { loop_number, with });
+        if self.overlaps.len() > MAX_LOOP_HISTORY {
+            let excess = self.overlaps.len() - MAX_LOOP_HISTORY;
+            self.overlaps.drain(..excess);
         }
     }
 
@@ -415,6 +481,10 @@ pub struct Insights {
     /// Statistical comparison of versions with the baseline (`assess.compare`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparisons: Option<Comparisons>,
+    /// What this run added (to merge it into a result other runners changed meanwhile).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub journal: Journal,
 }
 
 impl Insights {
@@ -422,6 +492,11 @@ impl Insights {
     /// versions (endpoints, versionValues) calls this before recording; with more versions
     /// than before, the per-version maps grow.
     pub fn ensure_versions(&mut self, names: &[String]) {
+        self.journal.push(Op::Versions(names.to_vec()));
+        self.resize_versions(names);
+    }
+
+    fn resize_versions(&mut self, names: &[String]) {
         let n = names.len().max(self.num_versions).max(1);
         self.num_versions = n;
         for (i, name) in names.iter().enumerate() {
@@ -445,11 +520,15 @@ impl Insights {
 
     /// Describe a metric (idempotent; the latest description wins).
     pub fn register_metric(&mut self, name: &str, meta: MetricMeta) {
+        self.journal
+            .push(Op::Register(name.to_string(), meta.clone()));
         self.metrics_info.insert(name.to_string(), meta);
     }
 
     /// Record this loop's value of a counter or gauge for `version`.
     pub fn record(&mut self, version: usize, name: &str, value: f64) {
+        self.journal
+            .push(Op::Record(version, name.to_string(), value));
         self.grow_to(version);
         if let Some(m) = self.unavailable_metrics.get_mut(version) {
             m.remove(name);
@@ -466,6 +545,8 @@ impl Insights {
 
     /// Merge a histogram into the stored one for `version`.
     pub fn record_histogram(&mut self, version: usize, name: &str, hist: &Histogram) {
+        self.journal
+            .push(Op::Histogram(version, name.to_string(), hist.clone()));
         self.grow_to(version);
         if let Some(m) = self.unavailable_metrics.get_mut(version) {
             m.remove(name);
@@ -478,10 +559,13 @@ impl Insights {
 
     /// Record that a metric could not be obtained for `version` in this loop, and why.
     pub fn mark_unavailable(&mut self, version: usize, name: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.journal
+            .push(Op::Unavailable(version, name.to_string(), reason.clone()));
         self.grow_to(version);
         self.unavailable_metrics
             .resize_with(self.num_versions, BTreeMap::new);
-        self.unavailable_metrics[version].insert(name.to_string(), reason.into());
+        self.unavailable_metrics[version].insert(name.to_string(), reason);
     }
 
     /// The latest value of a metric for a version (names are normalised first). A
@@ -545,7 +629,7 @@ impl Insights {
         if version >= self.num_versions {
             let names = self.version_names.clone();
             self.num_versions = version + 1;
-            self.ensure_versions(&names);
+            self.resize_versions(&names);
         }
     }
 }

@@ -105,7 +105,9 @@ footer{margin-top:32px;color:var(--muted);font-size:12px}
 "#;
 
 /// Render the HTML report.
-pub fn render(result: &ExperimentResult) -> String {
+pub fn render(current: &ExperimentResult) -> String {
+    // While a later loop runs, the report is the last finished loop's.
+    let result = current.verdict();
     let mut h = String::with_capacity(64 * 1024);
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
@@ -126,6 +128,11 @@ pub fn render(result: &ExperimentResult) -> String {
             .unwrap_or_default()
     );
     verdict(&mut h, result);
+    let _ = writeln!(
+        h,
+        "<p class=\"note\" id=\"verdict-of\">Verdict of {}</p>",
+        esc(&current.verdict_label())
+    );
     match &result.insights {
         None => {
             h.push_str("<section id=\"metrics\"><h2>Metrics</h2><p class=\"note\">No insights yet: no task has recorded a metric.</p></section>\n");

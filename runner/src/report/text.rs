@@ -109,9 +109,12 @@ fn heading(out: &mut String, title: &str, color: bool) {
 }
 
 /// Render the text report.
-pub fn render(result: &ExperimentResult, color: bool) -> String {
+pub fn render(current: &ExperimentResult, color: bool) -> String {
     let mut out = String::new();
+    // While a later loop runs, the report is the last finished loop's.
+    let result = current.verdict();
     summary(&mut out, result, color);
+    let _ = writeln!(out, "  {:<16} {}", "Verdict of:", current.verdict_label());
     let Some(insights) = &result.insights else {
         heading(&mut out, "Metrics", color);
         out.push_str("  No insights yet: no task has recorded a metric.\n");

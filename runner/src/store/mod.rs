@@ -2,6 +2,7 @@
 //! Secret in a cluster (`secret`). The engine is generic over [`Store`].
 
 pub mod file;
+pub mod merge;
 
 use std::future::Future;
 
@@ -46,4 +47,13 @@ pub trait Store {
         &self,
         result: &ExperimentResult,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Write the first result of a loop. A store shared by several runners may give the
+    /// loop another number (`numLoops`) and record an overlap in `result`; by default
+    /// this is [`Store::save`].
+    fn begin_loop(
+        &self,
+        result: &mut ExperimentResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.save(result)
+    }
 }
