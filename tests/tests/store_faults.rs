@@ -405,3 +405,29 @@ async fn assert_answers_from_the_last_finished_loop_while_the_next_runs() {
     let r = stored(&up, "cron").await.expect("result");
     assert_eq!((r.num_loops, r.verdict().num_loops), (2, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_claims_get_distinct_numbers() {
+    let up = upstream().await;
+    install(&up, "claims", RUN_TRUE).await;
+    let kc = up.kubeconfig.clone();
+    let one = |kc: PathBuf| async move {
+        let mut mine = Vec::new();
+        for _ in 0..8 {
+            let store = SecretStore::new(client(&kc).await, NS, "claims", Some(1));
+            let loaded = store.load().await.expect("load");
+            let mut r = iter8::engine::start_loop(loaded.previous, 1, Some(1));
+            store.begin_loop(&mut r).await.expect("claim");
+            r.num_completed_tasks = 1;
+            r.record_finished_loop();
+            store.save(&r).await.expect("save");
+            mine.push(r.num_loops);
+        }
+        mine
+    };
+    let (a, b) = tokio::join!(tokio::spawn(one(kc.clone())), tokio::spawn(one(kc)));
+    let mut all: Vec<u64> = a.expect("a").into_iter().chain(b.expect("b")).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=16).collect::<Vec<_>>());
+    assert_eq!(stored(&up, "claims").await.map(|r| r.num_loops), Some(16));
+}

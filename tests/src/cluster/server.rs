@@ -722,35 +722,53 @@ fn patch_object(
             let p: Value = serde_json::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!("error decoding patch: {e}"))
             })?;
-            let cur = cluster.store.get(def, ns, name)?;
-            let rv = cur["metadata"]["resourceVersion"].clone();
-            let mut new = cur.clone();
-            match ct.as_str() {
-                "application/json-patch+json" => {
-                    let jp: json_patch::Patch = serde_json::from_value(p).map_err(|e| {
-                        ApiError::bad_request(format!("error decoding JSON patch: {e}"))
-                    })?;
-                    json_patch::patch(&mut new, &jp).map_err(|e| {
-                        ApiError::new(
-                            422,
-                            "Invalid",
-                            format!("the server rejected our request due to an error in our request: {e}"),
-                        )
-                    })?;
+            // A resourceVersion the patch sets is a precondition (409 when the object moved
+            // on). Without one, the patch applies to the latest object: like kube-apiserver's
+            // GuaranteedUpdate, a write that lands between our read and our update makes us
+            // read again and re-apply, so concurrent patches never lose each other's changes.
+            let explicit_rv = match ct.as_str() {
+                "application/json-patch+json" => p.as_array().is_some_and(|ops| {
+                    ops.iter()
+                        .any(|op| op["path"] == "/metadata/resourceVersion")
+                }),
+                _ => p["metadata"]["resourceVersion"].is_string(),
+            };
+            loop {
+                let cur = cluster.store.get(def, ns, name)?;
+                let rv = cur["metadata"]["resourceVersion"].clone();
+                let mut new = cur.clone();
+                match ct.as_str() {
+                    "application/json-patch+json" => {
+                        let jp: json_patch::Patch =
+                            serde_json::from_value(p.clone()).map_err(|e| {
+                                ApiError::bad_request(format!("error decoding JSON patch: {e}"))
+                            })?;
+                        json_patch::patch(&mut new, &jp).map_err(|e| {
+                            ApiError::new(
+                                422,
+                                "Invalid",
+                                format!("the server rejected our request due to an error in our request: {e}"),
+                            )
+                        })?;
+                    }
+                    "application/merge-patch+json" => patch::merge_patch(&mut new, &p),
+                    _ => patch::strategic_merge(&mut new, &p),
                 }
-                "application/merge-patch+json" => patch::merge_patch(&mut new, &p),
-                _ => patch::strategic_merge(&mut new, &p),
-            }
-            // The patch's own resourceVersion (if it set one) is a precondition.
-            if new["metadata"]["resourceVersion"] == rv {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
+                if !explicit_rv {
+                    // precondition: the version this patch was applied to
+                    new["metadata"]["resourceVersion"] = rv;
+                }
+                if dry_run(q) {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove("resourceVersion");
+                    }
+                    return Ok((new, false));
+                }
+                match cluster.store.update(def, ns, name, new, status_only) {
+                    Err(e) if !explicit_rv && e.code == 409 => continue,
+                    r => return Ok((r?, false)),
                 }
             }
-            if dry_run(q) {
-                return Ok((new, false));
-            }
-            Ok((cluster.store.update(def, ns, name, new, status_only)?, false))
         }
         _ => Err(ApiError::new(
             415,

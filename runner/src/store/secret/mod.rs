@@ -9,7 +9,9 @@
 //! - Every call goes through one retry helper ([`crate::k8s::retry::call`]): each request
 //!   has its own timeout, transient failures are retried with jittered backoff within a
 //!   budget, `Retry-After` is honoured. After a write that timed out or whose connection
-//!   dropped, the Secret is re-read to learn whether the write landed.
+//!   dropped, the Secret is re-read to learn whether the write landed: every write carries
+//!   its own token in the annotation `iter8.tools/result-write` (two runners can store
+//!   byte-identical results, so the data alone cannot tell whose write landed).
 //! - A result that still cannot be written is logged whole, so nothing is lost.
 //! - Revisions: a stored result of another Helm revision is not continued (a `helm upgrade`
 //!   starts a fresh result); loops of the same revision (CronJob) continue it.
@@ -41,6 +43,24 @@ pub const RESULT_KEY: &str = "result.yaml";
 /// Environment variable with the Helm release revision (the chart sets it on the pod).
 pub const REVISION_ENV: &str = "ITER8_REVISION";
 
+/// Annotation naming the write that stored the current result (`<runner>-<write>`): after
+/// a write whose answer was lost, it tells whether that write landed, even when another
+/// runner stored the very same document.
+pub const WRITE_ANNOTATION: &str = "iter8.tools/result-write";
+
+/// An identity for this runner's writes: process id and a random number.
+fn writer_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{}-{:016x}", std::process::id(), h.finish())
+}
+
 /// The revision from `ITER8_REVISION` (None when unset or empty).
 pub fn revision_from_env() -> Result<Option<i64>, StoreError> {
     parse_revision(std::env::var(REVISION_ENV).ok().as_deref())
@@ -71,6 +91,8 @@ struct State {
     loop_number: Option<u64>,
     /// How many of this run's journal entries the stored result holds.
     saved_ops: usize,
+    /// The token of the last write that failed (to recognise it if it landed after all).
+    last_token: Option<String>,
 }
 
 /// Reads the experiment from, and writes the result to, the Secret `<release>` in a namespace.
@@ -81,6 +103,9 @@ pub struct SecretStore {
     revision: Option<i64>,
     retry: RetryPolicy,
     state: Mutex<State>,
+    /// This runner's identity, and how many writes it made.
+    writer: String,
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl SecretStore {
@@ -94,6 +119,8 @@ impl SecretStore {
             revision,
             retry: RetryPolicy::default(),
             state: Mutex::new(State::default()),
+            writer: writer_id(),
+            writes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -156,21 +183,29 @@ impl SecretStore {
     /// One PATCH of the result with a resourceVersion precondition. When the request timed
     /// out or its connection dropped, the Secret is re-read: if it holds exactly this
     /// result, the write landed.
-    async fn patch(&self, yaml: &str, rv: Option<&str>) -> Result<Secret, CallError> {
+    async fn patch(&self, yaml: &str, rv: Option<&str>) -> Result<(Secret, String), CallError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(yaml.as_bytes());
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{n}", self.writer);
         let patch = serde_json::json!({
-            "metadata": { "resourceVersion": rv },
+            "metadata": {
+                "resourceVersion": rv,
+                "annotations": { WRITE_ANNOTATION: token },
+            },
             "data": { RESULT_KEY: encoded },
         });
+        let token_ref = &token;
         let name = format!("PATCH {}", self.what());
         let (api, release, timeout) = (&self.api, &self.release, self.retry.request_timeout);
-        call(&name, &self.retry, || {
+        let outcome = call(&name, &self.retry, || {
             let (patch, name) = (&patch, &name);
             async move {
                 let params = PatchParams::default();
                 match attempt(timeout, api.patch(release, &params, &Patch::Merge(patch))).await {
                     Err(f) if f.is_ambiguous() => match attempt(timeout, api.get(release)).await {
-                        Ok(s) if holds(&s, yaml) => {
+                        Ok(s) if holds(&s, token_ref) => {
                             tracing::info!(call = %name, "{name}: {f}, but the write had landed (re-read)");
                             Ok(s)
                         }
@@ -180,7 +215,15 @@ impl SecretStore {
                 }
             }
         })
-        .await
+        .await;
+        match outcome {
+            Ok(s) => Ok((s, token)),
+            Err(e) => {
+                // a conflict after a lost answer may be our own write: remember which
+                self.state(|st| st.last_token = Some(token));
+                Err(e)
+            }
+        }
     }
 
     /// Write this run's view of the result, merged into what is stored now.
@@ -208,13 +251,14 @@ impl SecretStore {
             }
             let yaml = self.to_yaml(&composed.doc)?;
             let written = match self.patch(&yaml, rv.as_deref()).await {
-                Ok(secret) => Some(secret),
+                Ok((secret, _)) => Some(secret),
                 Err(e) if e.kind() == ErrorKind::Conflict => {
                     conflicts += 1;
                     // Another writer (a runner of the same release, helm): re-read, and
                     // merge this loop into what is stored now.
                     let secret = self.get().await?;
-                    if holds(&secret, &yaml) {
+                    let token = self.state(|s| s.last_token.take()).unwrap_or_default();
+                    if e.attempts > 1 && holds(&secret, &token) {
                         // Our own write, landed on an attempt whose answer was lost.
                         Some(secret)
                     } else if conflicts > self.retry.max_conflicts {
@@ -245,13 +289,14 @@ impl SecretStore {
     }
 }
 
-/// True when the Secret's result is exactly `yaml`.
-fn holds(secret: &Secret, yaml: &str) -> bool {
+/// True when the Secret's result was stored by the write `token`.
+fn holds(secret: &Secret, token: &str) -> bool {
     secret
-        .data
+        .metadata
+        .annotations
         .as_ref()
-        .and_then(|d| d.get(RESULT_KEY))
-        .is_some_and(|b| b.0 == yaml.as_bytes())
+        .and_then(|a| a.get(WRITE_ANNOTATION))
+        .is_some_and(|t| t == token)
 }
 
 fn to_store_error(e: CallError) -> StoreError {
@@ -346,6 +391,7 @@ impl Store for SecretStore {
                 revision,
                 loop_number: None,
                 saved_ops: 0,
+                last_token: None,
             };
         });
         Ok(Stored {
