@@ -286,7 +286,7 @@ fn lines_at(run: &Run, level: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_3() {
+async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_4() {
     let up = upstream().await;
     install(&up, "logs", RUN_TRUE).await;
     let proxy = FaultProxy::start(&up.kubeconfig).await.expect("proxy");
@@ -302,11 +302,11 @@ async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_3() {
         warns[0]
     );
 
-    // a write the API server refuses: the result cannot be stored, exit 3, result logged
+    // a write the API server refuses: the result cannot be stored, exit 4, result logged
     proxy.clear();
     proxy.add(Rule::new(Fault::Status(403)).method("PATCH"));
     let r = run(runner(proxy.kubeconfig_path(), "logs")).await;
-    assert_eq!(r.code, 3, "{r}");
+    assert_eq!(r.code, 4, "{r}");
     assert!(
         r.err.contains(
             "cannot write the result: forbidden: PATCH secret default/logs: 403 Forbidden"
