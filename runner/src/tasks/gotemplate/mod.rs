@@ -95,6 +95,10 @@ impl std::io::Write for CappedOutput {
 /// recursion) and the output is capped at [`MAX_OUTPUT_BYTES`], so a template cannot
 /// overflow the stack or fill the memory; callers bound the time with
 /// [`super::bounded::run_bounded`].
+///
+/// gtmpl's lexer (on its own thread) panics on some texts, e.g. a multi-byte character in
+/// an action (found by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`); the parser then
+/// reports "receiving on a closed channel", which becomes a clear parse error here.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
     super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
         name: name.to_string(),
@@ -161,6 +165,17 @@ pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String
 
 fn parse_error(name: &str, text: &str, e: &gtmpl::error::ParseError) -> TemplateError {
     let msg = e.to_string();
+    if msg.contains("receiving on a closed channel") {
+        // gtmpl's lexer thread panicked (it logs the panic): not the user's syntax error
+        // as such, but a text gtmpl cannot read.
+        return TemplateError::Parse {
+            name: name.to_string(),
+            line: None,
+            message: "the template engine failed on this text (e.g. a non-ASCII character \
+                      inside {{ }} outside a quoted string); check the actions"
+                .into(),
+        };
+    }
     // gtmpl's format: "template: <name>:<line>: <message>"
     let prefix = format!("template: {name}:");
     if let Some(rest) = msg.strip_prefix(&prefix) {

@@ -231,3 +231,15 @@ fn instrumenting_keeps_whitespace_trimming_and_strings() {
     let t = "a:  {{- \"}}\" -}}  b {{ `{{x}}` }}\n{{/* c {{ */}}{{- range $k := .l -}} {{ $k }} {{- end }}";
     assert_eq!(r(t, json!({"l": [1, 2]})).unwrap(), "a:}}b {{x}}\n12");
 }
+
+/// Found by the `gotemplate` fuzz target: gtmpl's lexer panicked (a byte index inside a
+/// multi-byte character) on a non-ASCII character in an action.
+#[test]
+fn a_template_gtmpl_panics_on_is_an_error() {
+    let text = "{{ printf \"%d\" .a \u{e000}| quote }}";
+    let e = render("t", text, &json!({"a": 1})).expect_err("gtmpl cannot parse it");
+    assert!(
+        matches!(&e, TemplateError::Parse { message, .. } if message.contains("template engine failed")),
+        "{e}"
+    );
+}
