@@ -100,6 +100,15 @@ impl std::io::Write for CappedOutput {
 /// an action (found by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`); the parser then
 /// reports "receiving on a closed channel", which becomes a clear parse error here.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
+    // gtmpl's parser waits forever on some unclosed actions (`{{ .x | f `, found by the
+    // spec fuzz target): refuse them before it sees them.
+    if let Some(line) = unclosed_action_line(text) {
+        return Err(TemplateError::Parse {
+            name: name.to_string(),
+            line: Some(line),
+            message: "unclosed action: a `{{` without its `}}`".into(),
+        });
+    }
     super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
         name: name.to_string(),
         line: None,

@@ -243,3 +243,11 @@ fn a_template_gtmpl_panics_on_is_an_error() {
         "{e}"
     );
 }
+
+/// Found by the `spec` fuzz target: an action left open after a pipe made gtmpl's parser
+/// wait forever (notify validates its payloadTemplate before anything runs).
+#[test]
+fn an_action_left_open_after_a_pipe_is_an_error() {
+    let e = render("t", "{{ .Summary | toJson   ", &json!({})).expect_err("unclosed");
+    assert!(matches!(e, TemplateError::Parse { .. }), "{e}");
+}
