@@ -22,13 +22,28 @@ Naming and labels shared by every object of the chart.
 {{- printf "%s-iter8" (.Release.Name | trunc 57 | trimSuffix "-") }}
 {{- end }}
 
-{{/* The ServiceAccount the runner pod uses: the user's, or the chart's. */}}
+{{/* The ServiceAccount the runner pod uses: serviceAccountName (the older form: an account
+that brings its own permissions), else serviceAccount.name, else the chart's <release>-iter8. */}}
 {{- define "iter8.serviceAccountName" -}}
+{{- $sa := .Values.serviceAccount | default dict }}
 {{- if .Values.serviceAccountName }}
 {{- .Values.serviceAccountName }}
+{{- else if $sa.name }}
+{{- $sa.name }}
 {{- else }}
 {{- include "iter8.rbacName" . }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the chart renders the runner's Role and RoleBinding ("true" or ""): always when a
+runner runs, unless serviceAccountName names an account that brings its own permissions. */}}
+{{- define "iter8.rbacEnabled" -}}
+{{- if and (ne .Values.runner "none") (not .Values.serviceAccountName) }}true{{ end }}
+{{- end }}
+
+{{/* Whether the chart renders the runner's ServiceAccount ("true" or ""). */}}
+{{- define "iter8.serviceAccountCreated" -}}
+{{- if and (include "iter8.rbacEnabled" .) ((.Values.serviceAccount | default dict).create | default false) }}true{{ end }}
 {{- end }}
 
 {{/* Job name: <release>-<revision>-job (63 chars at most). */}}
@@ -51,13 +66,22 @@ app.kubernetes.io/name: {{ include "iter8.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Standard labels. */}}
+{{/* Labels the chart sets itself; commonLabels and podLabels may not set them (the selector
+`iter8 log` uses and the revision must stay the chart's). */}}
+{{- define "iter8.reservedLabels" -}}
+{{- list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "iter8.tools/revision" | toJson }}
+{{- end }}
+
+{{/* Standard labels, then commonLabels (on every object of the chart). */}}
 {{- define "iter8.labels" -}}
 helm.sh/chart: {{ include "iter8.chart" . }}
 {{ include "iter8.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: iter8
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels of the runner's Job / CronJob and pods: standard ones plus the revision. */}}
@@ -88,6 +112,21 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 {{- end }}
 {{- if and (eq .Values.runner "cronjob") (not .Values.cronjobSchedule) }}
 {{- fail "cronjobSchedule: missing; runner=cronjob needs a schedule, e.g. --set cronjobSchedule=\"*/5 * * * *\"" }}
+{{- end }}
+{{- $sa := .Values.serviceAccount | default dict }}
+{{- if and (ne .Values.runner "none") (not $sa.create) (not $sa.name) (not .Values.serviceAccountName) }}
+{{- fail "serviceAccount.name: missing; serviceAccount.create=false runs the runner as an existing ServiceAccount, so name it, e.g. --set serviceAccount.name=iter8-runner (the chart binds its Role to it), or leave serviceAccount.create=true" }}
+{{- end }}
+{{- if and .Values.serviceAccountName $sa.name (ne .Values.serviceAccountName $sa.name) }}
+{{- fail (printf "serviceAccountName (%s) and serviceAccount.name (%s) disagree; set one: serviceAccount.name (the chart binds its Role to the account) or serviceAccountName (the account brings its own permissions)" .Values.serviceAccountName $sa.name) }}
+{{- end }}
+{{- $reserved := include "iter8.reservedLabels" . | fromJsonArray }}
+{{- range $field := list "commonLabels" "podLabels" }}
+{{- range $k, $_ := (index $.Values $field) }}
+{{- if has $k $reserved }}
+{{- fail (printf "%s: %s is a label the chart sets itself (the release's selector and revision); choose another key" $field $k) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not .Values.tasks }}
 {{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github)" }}

@@ -2,10 +2,8 @@
 {{- define "iter8.podTemplate" -}}
 metadata:
   labels:
-    {{- include "iter8.runnerLabels" . | nindent 4 }}
-    {{- with .Values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- /* podLabels may override commonLabels on the pod (not the chart's own labels) */}}
+    {{- mergeOverwrite (include "iter8.runnerLabels" . | fromYaml) (.Values.podLabels | default dict) | toYaml | nindent 4 }}
   annotations:
     sidecar.istio.io/inject: "false"
     {{- with .Values.podAnnotations }}
