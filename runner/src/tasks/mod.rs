@@ -16,6 +16,7 @@ use crate::model::Insights;
 
 pub mod assess;
 pub mod bounded;
+pub mod credentials;
 pub mod custommetrics;
 pub mod gotemplate;
 pub mod http;
