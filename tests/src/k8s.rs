@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{json, Value};
 
 /// Errors of the harness.
@@ -48,6 +49,14 @@ pub enum HarnessError {
         what: String,
         /// The error.
         source: kube::Error,
+    },
+    /// A command of the harness (kubectl, scripts/test-cluster) failed.
+    #[error("{cmd}: {detail}")]
+    Command {
+        /// The command.
+        cmd: String,
+        /// Its output.
+        detail: String,
     },
     /// A wait timed out.
     #[error("timed out after {secs} s waiting for {what}")]
@@ -83,7 +92,8 @@ pub struct UpOptions {
     /// `--podman`.
     pub podman: bool,
     /// The node agent binary (`ITER8_NODE_AGENT`; tests pass
-    /// `env!("CARGO_BIN_EXE_iter8-node-agent")`).
+    /// `env!("CARGO_BIN_EXE_iter8-node-agent")`); an empty path: no node agent (no pod
+    /// runs, and no runner is built for the image map).
     pub node_agent: Option<PathBuf>,
 }
 
@@ -232,6 +242,191 @@ impl Cluster {
         })
     }
 
+    /// A kubeconfig acting as ServiceAccount `ns/sa` (`scripts/test-cluster sa-kubeconfig`:
+    /// a TokenRequest token), for programs under test.
+    pub fn service_account_kubeconfig(&self, ns: &str, sa: &str) -> Result<PathBuf, HarnessError> {
+        let out = self.script().args(["sa-kubeconfig", ns, sa]).output();
+        let cmd = format!("scripts/test-cluster sa-kubeconfig {ns} {sa}");
+        match out {
+            Ok(o) if o.status.success() => Ok(PathBuf::from(
+                String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            )),
+            Ok(o) => Err(HarnessError::Command {
+                cmd,
+                detail: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }),
+            Err(e) => Err(HarnessError::Command {
+                cmd,
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// `scripts/test-cluster` for this cluster's state directory.
+    fn script(&self) -> Command {
+        let mut c = Command::new(repo_root().join("scripts/test-cluster"));
+        c.env("ITER8_TEST_CLUSTER_DIR", &self.dir)
+            .current_dir(repo_root());
+        c
+    }
+
+    /// Stops the cluster (`scripts/test-cluster down`); its state is removed.
+    pub fn down(&self) {
+        let _ = self.script().arg("down").output();
+    }
+
+    /// A guard that stops the cluster when dropped (also when a test panics).
+    pub fn down_on_drop(&self) -> DownOnDrop {
+        DownOnDrop(self.clone())
+    }
+
+    /// Waits until Job `ns/name` is finished (condition Complete or Failed) and returns it.
+    /// On a timeout the error carries the Job's status and the node agent's last lines.
+    pub async fn wait_job(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Job, HarnessError> {
+        let jobs: Api<Job> = Api::namespaced(self.client(), ns);
+        let done =
+            wait_for(&format!("job {ns}/{name} to finish"), timeout, || async {
+                let j = jobs.get_opt(name).await.ok()??;
+                let finished =
+                    j.status.as_ref()?.conditions.as_ref()?.iter().any(|c| {
+                        (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"
+                    });
+                finished.then_some(j)
+            })
+            .await;
+        match done {
+            Ok(j) => Ok(j),
+            Err(e) => {
+                let status = jobs
+                    .get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|j| serde_json::to_string(&j.status).unwrap_or_default())
+                    .unwrap_or_else(|| "no such job".into());
+                let log = self.component_log("node-agent");
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                Err(HarnessError::Timeout {
+                    what: format!(
+                        "{} (job status: {status}; node agent log, newest first:\n{})",
+                        match e {
+                            HarnessError::Timeout { what, .. } => what,
+                            other => other.to_string(),
+                        },
+                        tail.join("\n")
+                    ),
+                    secs: timeout.as_secs(),
+                })
+            }
+        }
+    }
+
+    /// The pods of Job `ns/job` (label `batch.kubernetes.io/job-name`).
+    pub async fn job_pods(&self, ns: &str, job: &str) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.client(), ns)
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    }
+
+    /// `kubectl logs -n NS TARGET` (through the API server and the node agent's log
+    /// endpoint); stdout, or the error text.
+    pub fn logs(&self, ns: &str, target: &str) -> String {
+        match self.kubectl().args(["logs", "-n", ns, target]).output() {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(o) => format!(
+                "(kubectl logs failed: {})",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => format!("(kubectl logs: {e})"),
+        }
+    }
+
+    /// Runs `kubectl ARGS` (admin), optionally with `stdin`; its stdout, or an error with
+    /// its stderr.
+    pub fn kubectl_run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let cmd = format!("kubectl {}", args.join(" "));
+        let err = |detail: String| HarnessError::Command {
+            cmd: cmd.clone(),
+            detail,
+        };
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| err(e.to_string()))?;
+        if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+            w.write_all(text.as_bytes())
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(err(String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    }
+
+    /// The node agent's directory of a pod (`STATE/node/pods/NS_NAME_UID`: its `volumes/`,
+    /// `logs/`, and under podman the container's `podman container inspect` record); it is
+    /// removed when the pod is deleted.
+    pub fn pod_dir(&self, pod: &Pod) -> PathBuf {
+        let m = &pod.metadata;
+        self.dir.join("node/pods").join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or("")
+        ))
+    }
+
+    /// The record (`podman container inspect`) of the podman container the node agent ran
+    /// for the pod's first container, kept once it ended.
+    pub fn container_record(&self, pod: &Pod) -> Option<Value> {
+        let dir = std::fs::read_dir(self.pod_dir(pod)).ok()?;
+        let mut files: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let text = std::fs::read_to_string(files.first()?).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The API server's audit log (Metadata level: every request but lease renewals and
+    /// health probes), oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        let text = std::fs::read_to_string(self.dir.join("logs/audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| AuditEvent::from_json(&v))
+            .collect()
+    }
+
+    /// The audit events of requests made as `user` (e.g.
+    /// `system:serviceaccount:NS:SA`).
+    pub fn requests_of(&self, user: &str) -> Vec<AuditEvent> {
+        self.audit_events()
+            .into_iter()
+            .filter(|e| e.user == user)
+            .collect()
+    }
+
     /// `kubectl --kubeconfig ADMIN` (the cluster's own kubectl from `scripts/tools`, else
     /// the one on PATH).
     pub fn kubectl(&self) -> Command {
@@ -247,6 +442,64 @@ impl Cluster {
         let mut c = Command::new(program);
         c.arg("--kubeconfig").arg(&self.kubeconfig);
         c
+    }
+}
+
+/// Stops a cluster when dropped ([`Cluster::down_on_drop`]).
+pub struct DownOnDrop(Cluster);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        self.0.down();
+    }
+}
+
+/// One request as the API server's audit log records it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    /// `user.username`.
+    pub user: String,
+    /// The verb (`get`, `patch`, `create`, `list`, `watch`, ...).
+    pub verb: String,
+    /// `objectRef.resource` (empty for non-resource URLs).
+    pub resource: String,
+    /// `objectRef.subresource`.
+    pub subresource: String,
+    /// `objectRef.namespace`.
+    pub namespace: String,
+    /// `objectRef.name`.
+    pub name: String,
+    /// `responseStatus.code`.
+    pub code: u16,
+    /// The authorizer's decision (`authorization.k8s.io/decision`: `allow`, `forbid`).
+    pub decision: String,
+    /// The request URI.
+    pub uri: String,
+    /// Every annotation (Pod Security's among them).
+    pub annotations: Value,
+}
+
+impl AuditEvent {
+    fn from_json(v: &Value) -> AuditEvent {
+        let s = |x: &Value| x.as_str().unwrap_or("").to_string();
+        let o = &v["objectRef"];
+        AuditEvent {
+            user: s(&v["user"]["username"]),
+            verb: s(&v["verb"]),
+            resource: s(&o["resource"]),
+            subresource: s(&o["subresource"]),
+            namespace: s(&o["namespace"]),
+            name: s(&o["name"]),
+            code: v["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+            decision: s(&v["annotations"]["authorization.k8s.io/decision"]),
+            uri: s(&v["requestURI"]),
+            annotations: v["annotations"].clone(),
+        }
+    }
+
+    /// Allowed by the authorizer.
+    pub fn allowed(&self) -> bool {
+        self.decision == "allow"
     }
 }
 

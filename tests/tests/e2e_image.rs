@@ -1,9 +1,11 @@
-//! End to end through the REAL runner image: the chart installed with real Helm into the
-//! test cluster in podman mode, so the Job's pod runs the `make image` image (static musl
-//! `iter8-runner` on `FROM scratch`) with `podman run --runtime runc`, the chart's
-//! restricted securityContext, the ServiceAccount's token mounted where kube-rs's in-cluster
-//! configuration finds it, and host networking to reach the API server and the load target
-//! on 127.0.0.1.
+//! End to end through the REAL runner image: the chart installed with the real helm v4 into
+//! the real control plane (`scripts/test-cluster up --podman`, a cluster of this test's own
+//! in `target/tmp/e2e-image-cluster`, stopped at the end), so the real Job controller's pod
+//! runs, through the node agent, the `make image` image (static musl `iter8-runner` on
+//! `FROM scratch`) with `podman run --runtime runc`, the chart's restricted securityContext
+//! (admitted by Pod Security `restricted`), the ServiceAccount's TokenRequest token mounted
+//! where kube-rs's in-cluster configuration finds it, and host networking to reach the API
+//! server and the load target on 127.0.0.1.
 //!
 //! The image: `$ITER8_TEST_IMAGE`, else the Makefile's default
 //! (`ghcr.io/iter8-rs/iter8-runner:<appVersion>`); `make test` builds it (`make image`)
@@ -17,12 +19,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
 use common::{helm, iter8, iter8_assert, repo_root, target, to_run, Run};
-use iter8_tests::cluster::{TestCluster, TestClusterOptions};
+use iter8_tests::k8s::{Cluster, UpOptions};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
-const NS: &str = "default";
 const JOB_WAIT: Duration = Duration::from_secs(180);
 /// The image's user (Dockerfile `USER`) and the chart's runAsUser / runAsGroup.
 const UID: u32 = 65532;
@@ -111,47 +112,53 @@ fn strs(v: &Value) -> Vec<String> {
 }
 
 /// The only pod of a Job, with a diagnostic when it is not there.
-fn only_pod(tc: &TestCluster, job: &str) -> Value {
-    let pods = tc.job_pods(NS, job);
+async fn only_pod(c: &Cluster, ns: &str, job: &str) -> Pod {
+    let mut pods = c.job_pods(ns, job).await;
     assert_eq!(pods.len(), 1, "pods of {job}: {pods:?}");
-    pods[0].clone()
+    pods.remove(0)
 }
 
-fn pod_name(pod: &Value) -> String {
-    pod["metadata"]["name"]
-        .as_str()
-        .expect("pod name")
-        .to_string()
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().expect("pod name")
 }
 
-async fn wait_job(tc: &TestCluster, job: &str) -> Value {
-    match tc.wait_job(NS, job, JOB_WAIT).await {
-        Ok(j) => j,
+fn json_of(pod: &Pod) -> Value {
+    serde_json::to_value(pod).expect("pod json")
+}
+
+async fn wait_job(c: &Cluster, ns: &str, job: &str) -> Value {
+    match c.wait_job(ns, job, JOB_WAIT).await {
+        Ok(j) => serde_json::to_value(j).expect("job json"),
         Err(e) => {
-            let logs: Vec<String> = tc
-                .job_pods(NS, job)
-                .iter()
-                .map(|p| format!("{}\n{}", p["status"], tc.pod_log(NS, &pod_name(p))))
-                .collect();
+            let mut logs = Vec::new();
+            for p in c.job_pods(ns, job).await {
+                let v = json_of(&p);
+                logs.push(format!(
+                    "{}\n{}",
+                    v["status"],
+                    c.logs(ns, &format!("pod/{}", pod_name(&p)))
+                ));
+            }
             panic!("{e}\npods:\n{}", logs.join("\n"));
         }
     }
 }
 
 /// The pod ran in podman: its status names the podman container and the image, and the
-/// container's record (podman inspect, kept by the controller) is there.
-fn container_record(tc: &TestCluster, pod: &Value, image_id: &str) -> Value {
+/// container's record (podman inspect, kept by the node agent) is there.
+fn container_record(c: &Cluster, pod: &Pod, image_id: &str) -> Value {
     let name = pod_name(pod);
-    let cs = &pod["status"]["containerStatuses"][0];
+    let v = json_of(pod);
+    let cs = &v["status"]["containerStatuses"][0];
     let cid = cs["containerID"].as_str().unwrap_or("");
     assert!(
         cid.starts_with("podman://"),
         "not run by podman: {}",
-        pod["status"]
+        v["status"]
     );
     assert_eq!(cs["imageID"], json!(format!("sha256:{image_id}")), "{cs}");
-    let rec = tc
-        .pod_container_record(NS, &name)
+    let rec = c
+        .container_record(pod)
         .unwrap_or_else(|| panic!("no container record for pod {name}"));
     assert_eq!(
         format!("podman://{}", rec["Id"].as_str().unwrap_or("")),
@@ -197,12 +204,17 @@ async fn chart_job_runs_the_real_image_under_podman() {
     let (repo, tag_part) = tag.0.rsplit_once(':').expect("repo:tag");
 
     // Podman mode and no image map: the Job can only run if podman runs the image.
-    let tc = TestCluster::start_with(TestClusterOptions {
+    let c = Cluster::connect(UpOptions {
+        dir: Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-image-cluster")),
+        images: vec![],
         podman: true,
-        ..Default::default()
+        node_agent: Some(env!("CARGO_BIN_EXE_iter8-node-agent").into()),
     })
     .await
-    .expect("test cluster");
+    .expect("test cluster (scripts/test-cluster up --podman)");
+    let _down = c.down_on_drop();
+    let ns = c.namespace("image").await.expect("namespace");
+    let ns = ns.as_str();
     let addr = target().await;
     let rel = "img";
     let chart = repo_root().join("charts/iter8").display().to_string();
@@ -217,27 +229,28 @@ async fn chart_job_runs_the_real_image_under_podman() {
         format!("image.tag={tag_part}"),
         "image.pullPolicy=Never".into(),
     ];
-    let mut args: Vec<&str> = vec!["install", rel, &chart, "-n", NS];
+    let mut args: Vec<&str> = vec!["install", rel, &chart, "-n", ns];
     for s in &sets {
         args.extend(["--set", s]);
     }
-    let r = helm(&tc, &args).await;
+    let r = helm(&c, &args).await;
     assert_eq!(r.code, 0, "helm install: {r}");
 
-    let job = wait_job(&tc, "img-1-job").await;
-    let pod = only_pod(&tc, "img-1-job");
-    let log = tc.pod_log(NS, &pod_name(&pod));
+    let job = wait_job(&c, ns, "img-1-job").await;
+    let pod = only_pod(&c, ns, "img-1-job").await;
+    let log = c.logs(ns, &format!("pod/{}", pod_name(&pod)));
     assert_eq!(
         job["status"]["succeeded"], 1,
         "{job}\n{log}\n(an image built from older sources? run `make image`)"
     );
+    let pod_json = json_of(&pod);
     assert_eq!(
-        pod["status"]["containerStatuses"][0]["image"],
+        pod_json["status"]["containerStatuses"][0]["image"],
         json!(tag.0),
         "{}",
-        pod["status"]
+        pod_json["status"]
     );
-    let rec = container_record(&tc, &pod, &image_id);
+    let rec = container_record(&c, &pod, &image_id);
     // The chart's restricted securityContext, as podman applied it.
     assert_eq!(rec["Config"]["User"], format!("{UID}:{UID}"), "{rec}");
     assert_eq!(rec["HostConfig"]["ReadonlyRootfs"], true, "{rec}");
@@ -263,7 +276,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     );
     assert_eq!(
         strs(&rec["Config"]["Cmd"]),
-        ["--namespace", NS, "--release", rel]
+        ["--namespace", ns, "--release", rel]
     );
     // In-cluster configuration: no kubeconfig, the ServiceAccount mounted read-only.
     let env = strs(&rec["Config"]["Env"]);
@@ -273,7 +286,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
             .any(|e| e.starts_with("KUBERNETES_SERVICE_HOST=")),
         "{env:?}"
     );
-    assert!(env.contains(&format!("POD_NAMESPACE={NS}")), "{env:?}");
+    assert!(env.contains(&format!("POD_NAMESPACE={ns}")), "{env:?}");
     let mounts: Vec<(String, bool)> = rec["Mounts"]
         .as_array()
         .expect("mounts")
@@ -295,10 +308,10 @@ async fn chart_job_runs_the_real_image_under_podman() {
     assert!(mounts.contains(&("/tmp".to_string(), true)), "{mounts:?}");
 
     // The verdict, the report, the Secret, the log.
-    let r = iter8_assert(&tc, "completed,nofailure,slos", rel, NS, &[]).await;
+    let r = iter8_assert(&c, "completed,nofailure,slos", rel, ns, &[]).await;
     assert_eq!(r.code, 0, "assert: {r}\npod log:\n{log}");
     assert!(r.out.contains("all conditions hold"), "{r}");
-    let r = iter8(&tc, &["report", "--release", rel, "-n", NS]).await;
+    let r = iter8(&c, &["report", "--release", rel, "-n", ns]).await;
     assert_eq!(r.code, 0, "report: {r}");
     for m in [
         "http/latency-mean",
@@ -307,15 +320,16 @@ async fn chart_job_runs_the_real_image_under_podman() {
     ] {
         assert!(r.out.contains(m), "report lacks {m}: {r}");
     }
-    let client = tc.client().await.expect("client");
+    let client = c.client();
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client.clone(), NS);
-    let secret = serde_json::to_value(secrets.get(rel).await.expect("secret")).expect("json");
-    let result = secret["data"]["result.yaml"]
-        .as_str()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|| panic!("no result.yaml in the Secret: {secret}"));
+        kube::Api::namespaced(client.clone(), ns);
+    let secret = secrets.get(rel).await.expect("secret");
+    let result = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("result.yaml"))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_else(|| panic!("no result.yaml in the Secret: {secret:?}"));
     let result: serde_yaml::Value = serde_yaml::from_str(&result).expect("result YAML");
     assert_eq!(result["revision"].as_u64(), Some(1), "{result:?}");
     assert_eq!(result["numCompletedTasks"].as_u64(), Some(2), "{result:?}");
@@ -326,19 +340,20 @@ async fn chart_job_runs_the_real_image_under_podman() {
             .contains("http/latency-mean"),
         "{result:?}"
     );
-    let r = iter8(&tc, &["log", "--release", rel, "-n", NS]).await;
+    let r = iter8(&c, &["log", "--release", rel, "-n", ns]).await;
     assert_eq!(r.code, 0, "log: {r}");
     assert!(r.out.contains("revision 1, job img-1-job"), "{r}");
     assert!(r.out.contains("experiment completed"), "{r}");
     // Every request of the container was made with the mounted ServiceAccount token.
-    let sa_user = format!("system:serviceaccount:{NS}:{rel}-iter8");
-    let reqs: Vec<_> = tc.requests_of(&sa_user);
+    // (the API server's audit log)
+    let sa_user = format!("system:serviceaccount:{ns}:{rel}-iter8");
+    let reqs = c.requests_of(&sa_user);
     assert!(
         reqs.iter()
             .any(|e| e.verb == "patch" && e.resource == "secrets" && e.name == rel),
         "{reqs:?}"
     );
-    assert!(reqs.iter().all(|e| e.allowed), "{reqs:?}");
+    assert!(reqs.iter().all(|e| e.allowed()), "{reqs:?}");
 
     // Behaviour, not just configuration: the chart's pod template (same image, same
     // securityContext) running the runner on a file experiment. Writing the result to the
@@ -346,7 +361,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     // / belongs to root); writing to the /tmp emptyDir works, and the file on the host
     // belongs to uid/gid 65532.
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), NS);
+        kube::Api::namespaced(client.clone(), ns);
     let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "file-exp"},
         "data": {"experiment.yaml": "spec:\n- task: assess\n  with: {}\n"},
@@ -355,7 +370,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     cms.create(&Default::default(), &cm)
         .await
         .expect("create configmap");
-    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client, NS);
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client, ns);
     let chart_job = serde_json::to_value(jobs.get("img-1-job").await.expect("job")).expect("json");
     let mut outcomes = Vec::new();
     for (name, output) in [
@@ -364,10 +379,10 @@ async fn chart_job_runs_the_real_image_under_podman() {
     ] {
         let mut tmpl = chart_job["spec"]["template"].clone();
         tmpl["metadata"] = json!({"labels": {"app": name}});
-        let c = &mut tmpl["spec"]["containers"][0];
+        let ct = &mut tmpl["spec"]["containers"][0];
         // No ITER8_RELEASE / POD_NAMESPACE: the runner's file mode.
-        c["env"] = json!([{"name": "RUST_LOG", "value": "info"}]);
-        c["args"] = json!([
+        ct["env"] = json!([{"name": "RUST_LOG", "value": "info"}]);
+        ct["args"] = json!([
             "-f",
             "/exp/experiment.yaml",
             "-o",
@@ -375,7 +390,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
             "--log-format",
             "human"
         ]);
-        c["volumeMounts"]
+        ct["volumeMounts"]
             .as_array_mut()
             .expect("mounts")
             .push(json!({"name": "exp", "mountPath": "/exp"}));
@@ -391,10 +406,10 @@ async fn chart_job_runs_the_real_image_under_podman() {
         jobs.create(&Default::default(), &job)
             .await
             .expect("create job");
-        let done = wait_job(&tc, name).await;
-        let pod = only_pod(&tc, name);
-        container_record(&tc, &pod, &image_id);
-        let log = tc.pod_log(NS, &pod_name(&pod));
+        let done = wait_job(&c, ns, name).await;
+        let pod = only_pod(&c, ns, name).await;
+        container_record(&c, &pod, &image_id);
+        let log = c.logs(ns, &format!("pod/{}", pod_name(&pod)));
         outcomes.push((done, pod, log));
     }
     let (done, _, log) = &outcomes[0];
@@ -405,9 +420,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     );
     let (done, pod, log) = &outcomes[1];
     assert_eq!(done["status"]["succeeded"], 1, "{done}\n{log}");
-    let file = tc
-        .pod_dir(NS, &pod_name(pod))
-        .join("volumes/tmp/result.yaml");
+    let file = c.pod_dir(pod).join("volumes/tmp/result.yaml");
     let meta =
         std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}\n{log}", file.display()));
     assert_eq!((meta.uid(), meta.gid()), (UID, UID), "{}", file.display());
@@ -415,7 +428,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
     assert!(text.contains("numCompletedTasks: 1"), "{text}");
 
     // uninstall: the release's objects go; no container of the test is left.
-    let r = helm(&tc, &["uninstall", rel, "-n", NS, "--wait"]).await;
+    let r = helm(&c, &["uninstall", rel, "-n", ns, "--wait"]).await;
     assert_eq!(r.code, 0, "helm uninstall: {r}");
     let r = podman(&[
         "ps",
@@ -423,7 +436,7 @@ async fn chart_job_runs_the_real_image_under_podman() {
         "--format",
         "{{.Names}}",
         "--filter",
-        &format!("name=iter8-test-{NS}-{rel}-"),
+        &format!("name=iter8-node-{ns}-{rel}-"),
     ]);
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(r.out.trim(), "", "containers left: {r}");

@@ -3,7 +3,10 @@
 //! hangs, drops, throttles (429 + Retry-After) or refuses chosen requests.
 //!
 //! The API server is the one of `ITER8_TEST_KUBECONFIG` when set (any cluster: the proxy
-//! forwards with that kubeconfig's server and credentials), else a test cluster started here.
+//! forwards with that kubeconfig's server and credentials), else the real control plane of
+//! `scripts/test-cluster` started here for this binary (no node: nothing runs pods;
+//! `target/tmp/store-faults-cluster`, stopped at the end). The scenarios run one after
+//! the other on it (their per-request timeouts are short).
 //! The binaries come from the same target directory as this test (`cargo build -p iter8
 //! --bins` first when running this file alone).
 
@@ -19,8 +22,8 @@ use iter8::k8s::ClientOptions;
 use iter8::model::ExperimentResult;
 use iter8::store::secret::{SecretStore, EXPERIMENT_KEY, RESULT_KEY};
 use iter8::store::{Store, StoreError};
-use iter8_tests::cluster::TestCluster;
 use iter8_tests::faultproxy::{Fault, FaultProxy, Rule};
+use iter8_tests::k8s::{Cluster, DownOnDrop, UpOptions};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -29,22 +32,28 @@ const NS: &str = "default";
 
 /// The API server under test.
 struct Upstream {
-    _tc: Option<TestCluster>,
+    _down: Option<DownOnDrop>,
     kubeconfig: PathBuf,
 }
 
 async fn upstream() -> Upstream {
     if let Some(kc) = std::env::var_os("ITER8_TEST_KUBECONFIG").filter(|k| !k.is_empty()) {
         return Upstream {
-            _tc: None,
+            _down: None,
             kubeconfig: PathBuf::from(kc),
         };
     }
-    let tc = TestCluster::start().await.expect("test cluster");
-    let kubeconfig = tc.kubeconfig_path().to_path_buf();
+    let c = Cluster::connect(UpOptions {
+        dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store-faults-cluster")),
+        // no node agent: these tests run no pods
+        node_agent: Some(PathBuf::new()),
+        ..Default::default()
+    })
+    .await
+    .expect("test cluster (scripts/test-cluster up)");
     Upstream {
-        _tc: Some(tc),
-        kubeconfig,
+        _down: Some(c.down_on_drop()),
+        kubeconfig: c.kubeconfig.clone(),
     }
 }
 
@@ -94,12 +103,23 @@ fn policy(request_timeout_ms: u64, budget_ms: u64) -> RetryPolicy {
     }
 }
 
+/// One control plane for every scenario (it takes seconds to start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_store_under_api_faults() {
+    let up = upstream().await;
+    hung_and_dropped_calls_are_retried_and_a_landed_write_is_not_repeated(&up).await;
+    calls_that_fail_for_good_say_which_call_and_why(&up).await;
+    too_many_requests_waits_as_long_as_retry_after_says(&up).await;
+    a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_4(&up).await;
+    two_runners_on_one_release_lose_no_loop(&up).await;
+    assert_answers_from_the_last_finished_loop_while_the_next_runs(&up).await;
+    many_concurrent_claims_get_distinct_numbers(&up).await;
+}
+
 const RUN_TRUE: &str = "spec:\n- run: 'true'\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hung_and_dropped_calls_are_retried_and_a_landed_write_is_not_repeated() {
-    let up = upstream().await;
-    install(&up, "hangs", RUN_TRUE).await;
+async fn hung_and_dropped_calls_are_retried_and_a_landed_write_is_not_repeated(up: &Upstream) {
+    install(up, "hangs", RUN_TRUE).await;
     let proxy = FaultProxy::start(&up.kubeconfig).await.expect("proxy");
     proxy.add(
         Rule::new(Fault::Hang)
@@ -142,13 +162,11 @@ async fn hung_and_dropped_calls_are_retried_and_a_landed_write_is_not_repeated()
         gets, 4,
         "hang, drop, load, re-read after the lost answer: {seen:#?}"
     );
-    assert_eq!(stored(&up, "hangs").await.map(|r| r.num_loops), Some(1));
+    assert_eq!(stored(up, "hangs").await.map(|r| r.num_loops), Some(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_that_fail_for_good_say_which_call_and_why() {
-    let up = upstream().await;
-    install(&up, "fails", RUN_TRUE).await;
+async fn calls_that_fail_for_good_say_which_call_and_why(up: &Upstream) {
+    install(up, "fails", RUN_TRUE).await;
     let proxy = FaultProxy::start(&up.kubeconfig).await.expect("proxy");
     let store = |kc: &Path| {
         let kc = kc.to_path_buf();
@@ -221,10 +239,8 @@ async fn calls_that_fail_for_good_say_which_call_and_why() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_requests_waits_as_long_as_retry_after_says() {
-    let up = upstream().await;
-    install(&up, "throttled", RUN_TRUE).await;
+async fn too_many_requests_waits_as_long_as_retry_after_says(up: &Upstream) {
+    install(up, "throttled", RUN_TRUE).await;
     let proxy = FaultProxy::start(&up.kubeconfig).await.expect("proxy");
     proxy.add(
         Rule::new(Fault::TooManyRequests { retry_after: 2 })
@@ -285,10 +301,8 @@ fn lines_at(run: &Run, level: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_4() {
-    let up = upstream().await;
-    install(&up, "logs", RUN_TRUE).await;
+async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_4(up: &Upstream) {
+    install(up, "logs", RUN_TRUE).await;
     let proxy = FaultProxy::start(&up.kubeconfig).await.expect("proxy");
     proxy.add(Rule::new(Fault::Status(503)).method("PATCH").times(2));
     let r = run(runner(proxy.kubeconfig_path(), "logs")).await;
@@ -316,14 +330,12 @@ async fn a_recovered_call_is_one_warn_line_and_an_unstored_result_exits_4() {
     assert!(r.err.contains("it is logged here whole"), "{r}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_runners_on_one_release_lose_no_loop() {
+async fn two_runners_on_one_release_lose_no_loop(up: &Upstream) {
     const ROUNDS: usize = 3;
     const REQUESTS: u64 = 40;
-    let up = upstream().await;
     let addr = target().await;
     install(
-        &up,
+        up,
         "pair",
         &format!(
             "spec:\n- task: http\n  with:\n    url: http://{addr}/\n    numRequests: {REQUESTS}\n- run: 'true'\n"
@@ -343,7 +355,7 @@ async fn two_runners_on_one_release_lose_no_loop() {
     for (code, err) in a.expect("a").into_iter().chain(b.expect("b")) {
         assert_eq!(code, 0, "{err}");
     }
-    let r = stored(&up, "pair").await.expect("result");
+    let r = stored(up, "pair").await.expect("result");
     let loops = 2 * ROUNDS as u64;
     assert_eq!(r.num_loops, loops, "every loop counted: {r:#?}");
     let i = r.insights.as_ref().expect("insights");
@@ -361,10 +373,8 @@ async fn two_runners_on_one_release_lose_no_loop() {
     assert!(r.completed() && r.verdict().num_loops == loops);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn assert_answers_from_the_last_finished_loop_while_the_next_runs() {
-    let up = upstream().await;
-    install(&up, "cron", "spec:\n- run: 'true'\n- run: 'true'\n").await;
+async fn assert_answers_from_the_last_finished_loop_while_the_next_runs(up: &Upstream) {
+    install(up, "cron", "spec:\n- run: 'true'\n- run: 'true'\n").await;
     let r = run(runner(&up.kubeconfig, "cron")).await;
     assert_eq!(r.code, 0, "{r}");
     // loop 2: its first write lands, the next one hangs (the loop is still running)
@@ -402,14 +412,12 @@ async fn assert_answers_from_the_last_finished_loop_while_the_next_runs() {
         "{a}"
     );
     let _ = second.kill().await;
-    let r = stored(&up, "cron").await.expect("result");
+    let r = stored(up, "cron").await.expect("result");
     assert_eq!((r.num_loops, r.verdict().num_loops), (2, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_concurrent_claims_get_distinct_numbers() {
-    let up = upstream().await;
-    install(&up, "claims", RUN_TRUE).await;
+async fn many_concurrent_claims_get_distinct_numbers(up: &Upstream) {
+    install(up, "claims", RUN_TRUE).await;
     let kc = up.kubeconfig.clone();
     let one = |kc: PathBuf| async move {
         let mut mine = Vec::new();
@@ -429,5 +437,5 @@ async fn many_concurrent_claims_get_distinct_numbers() {
     let mut all: Vec<u64> = a.expect("a").into_iter().chain(b.expect("b")).collect();
     all.sort_unstable();
     assert_eq!(all, (1..=16).collect::<Vec<_>>());
-    assert_eq!(stored(&up, "claims").await.map(|r| r.num_loops), Some(16));
+    assert_eq!(stored(up, "claims").await.map(|r| r.num_loops), Some(16));
 }

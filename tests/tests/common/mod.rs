@@ -1,5 +1,6 @@
-//! Helpers shared by the end-to-end tests (e2e_helm, e2e_image): paths, running helm and
-//! iter8 against a test cluster, and a load target on 127.0.0.1.
+//! Helpers shared by the end-to-end tests (e2e_helm, e2e_image): paths, running helm (v4
+//! and v3) and iter8 against the test cluster (the real control plane of
+//! `scripts/test-cluster`), and a load target on 127.0.0.1.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -7,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use iter8_tests::cluster::TestCluster;
+use iter8_tests::k8s::Cluster;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,14 +54,37 @@ pub fn to_run(o: Output) -> Run {
     }
 }
 
-pub async fn helm(tc: &TestCluster, args: &[&str]) -> Run {
-    let helm = std::env::var("HELM")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| repo_root().join("scripts/helm").display().to_string());
+/// The real helm v4 (`$HELM`, else `scripts/helm-path 4`) against the cluster.
+pub async fn helm(c: &Cluster, args: &[&str]) -> Run {
+    run_helm(&helm_binary("HELM", "4"), c, args).await
+}
+
+/// The real helm v3 (`$HELM3`, else `scripts/helm-path 3`) against the cluster.
+pub async fn helm3(c: &Cluster, args: &[&str]) -> Run {
+    run_helm(&helm_binary("HELM3", "3"), c, args).await
+}
+
+fn helm_binary(var: &str, major: &str) -> String {
+    if let Some(h) = std::env::var(var).ok().filter(|h| !h.is_empty()) {
+        return h;
+    }
+    let o = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/helm-path"))
+        .arg(major)
+        .output()
+        .expect("scripts/helm-path");
+    assert!(
+        o.status.success(),
+        "scripts/helm-path {major}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+async fn run_helm(helm: &str, c: &Cluster, args: &[&str]) -> Run {
     let o = tokio::process::Command::new(helm)
         .args(args)
-        .env("KUBECONFIG", tc.kubeconfig_path())
+        .env("KUBECONFIG", &c.kubeconfig)
         .current_dir(repo_root())
         .output()
         .await
@@ -68,11 +92,11 @@ pub async fn helm(tc: &TestCluster, args: &[&str]) -> Run {
     to_run(o)
 }
 
-pub async fn iter8(tc: &TestCluster, args: &[&str]) -> Run {
+pub async fn iter8(c: &Cluster, args: &[&str]) -> Run {
     let o = tokio::process::Command::new(bin("iter8"))
         .args(args)
         .arg("--kubeconfig")
-        .arg(tc.kubeconfig_path())
+        .arg(&c.kubeconfig)
         .env_remove("KUBECONFIG")
         .output()
         .await
@@ -82,7 +106,7 @@ pub async fn iter8(tc: &TestCluster, args: &[&str]) -> Run {
 
 /// `iter8 assert -c CONDITIONS --release RELEASE -n NS` plus `extra` arguments.
 pub async fn iter8_assert(
-    tc: &TestCluster,
+    c: &Cluster,
     conditions: &str,
     release: &str,
     ns: &str,
@@ -90,7 +114,7 @@ pub async fn iter8_assert(
 ) -> Run {
     let mut args = vec!["assert", "-c", conditions, "--release", release, "-n", ns];
     args.extend_from_slice(extra);
-    iter8(tc, &args).await
+    iter8(c, &args).await
 }
 
 /// A hyper server answering 200 on 127.0.0.1 (the experiment's load target).

@@ -1,26 +1,23 @@
-//! End to end on the test cluster: a CronJob experiment installed with the chart whose
-//! `assess.regression` limit catches a loop that got slower than the previous one, with
-//! the verdict metrics pushed by the runner pod to a real Pushgateway (Debian
-//! `prometheus-pushgateway`) through the chart's `metrics.pushgateway.url`; and a Job
-//! comparing two versions (`http.endpointsAreVersions`) with `assess.baseline`,
-//! `assess.relativeSLOs` and `assess.compare` set by `--set`.
-//!
-//! The binaries come from the same target directory as this test (`cargo test --workspace`
-//! builds them; alone: `cargo build -p iter8 --bins` first).
-
-mod common;
+//! Verdicts over loops and versions: a CronJob experiment whose `assess.regression` limit
+//! catches a loop that got slower than the previous one, with the verdict metrics pushed by
+//! the runner pod to a real Pushgateway (Debian `prometheus-pushgateway`) through the
+//! chart's `metrics.pushgateway.url`; and a Job comparing two versions
+//! (`http.endpointsAreVersions`) with `assess.baseline`, `assess.relativeSLOs` and
+//! `assess.compare` set by `--set`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bin, helm, iter8, iter8_assert, repo_root};
-use iter8_tests::cluster::{ImageMapping, ImageTarget, TestCluster, TestClusterOptions};
-use serde_json::Value;
+use crate::common::{helm, iter8, iter8_assert};
+use crate::{finished_job, install, report_json, Helm};
+use iter8_tests::k8s::Cluster;
 
-const NS: &str = "default";
-const JOB_WAIT: Duration = Duration::from_secs(120);
+async fn install_ok(c: &Cluster, ns: &str, release: &str, sets: &[String], wait: bool) {
+    let r = install(Helm::V4, c, "install", ns, release, sets, wait).await;
+    assert_eq!(r.code, 0, "helm install: {r}");
+}
 
 /// A load target on 127.0.0.1 answering after `delay` milliseconds.
 async fn slow_target(delay: Arc<AtomicU64>) -> std::net::SocketAddr {
@@ -104,44 +101,8 @@ async fn metrics_page(pg: &Pushgateway) -> Option<String> {
     (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
 }
 
-async fn cluster() -> TestCluster {
-    TestCluster::start_with(TestClusterOptions {
-        image_map: vec![ImageMapping {
-            pattern: "iter8-runner".into(),
-            target: ImageTarget::Binary(bin("iter8-runner")),
-        }],
-        ..Default::default()
-    })
-    .await
-    .expect("test cluster")
-}
-
-async fn install(tc: &TestCluster, release: &str, sets: &[String], wait: bool) {
-    let chart = repo_root().join("charts/iter8").display().to_string();
-    let mut args: Vec<&str> = vec!["install", release, &chart, "-n", NS];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    if wait {
-        args.extend(["--wait", "--wait-for-jobs", "--timeout", "2m"]);
-    }
-    let r = helm(tc, &args).await;
-    assert_eq!(r.code, 0, "helm install: {r}");
-}
-
-async fn report_json(tc: &TestCluster, release: &str) -> Value {
-    let r = iter8(
-        tc,
-        &["report", "--release", release, "-n", NS, "-o", "json"],
-    )
-    .await;
-    assert_eq!(r.code, 0, "{r}");
-    serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("report json: {e}\n{r}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
-    let tc = cluster().await;
+pub async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts(c: &Cluster) {
+    let ns = c.namespace("regression").await.expect("namespace");
     let delay = Arc::new(AtomicU64::new(10));
     let addr = slow_target(delay.clone()).await;
     let pg = pushgateway().await;
@@ -157,35 +118,48 @@ async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
         "assess.regression.upper.http/latency-mean=100".into(),
         format!("metrics.pushgateway.url={}", pg.1),
     ];
-    install(&tc, "slower", &sets, false).await;
+    install_ok(c, &ns, "slower", &sets, false).await;
 
     let run_loop = |n: u64, ms: u64| {
         delay.store(ms, Ordering::Relaxed);
-        let tc = &tc;
+        let ns = &ns;
         async move {
-            let job = tc.trigger_cronjob(NS, "slower-1-cronjob").expect("trigger");
-            let j = tc.wait_job(NS, &job, JOB_WAIT).await.expect("job");
+            // as users start a loop by hand
+            let job = format!("slower-loop-{n}");
+            c.kubectl_run(
+                &[
+                    "create",
+                    "job",
+                    &job,
+                    "--from=cronjob/slower-1-cronjob",
+                    "-n",
+                    ns,
+                ],
+                None,
+            )
+            .expect("kubectl create job --from=cronjob");
+            let j = finished_job(c, ns, &job).await;
             assert_eq!(j["status"]["succeeded"], 1, "loop {n}: {j}");
         }
     };
     // Loops 1 and 2 at the same speed: nothing regressed.
     run_loop(1, 10).await;
     run_loop(2, 10).await;
-    let r = iter8_assert(&tc, "completed,nofailure,slos", "slower", NS, &[]).await;
+    let r = iter8_assert(c, "completed,nofailure,slos", "slower", &ns, &[]).await;
     assert_eq!(r.code, 0, "{r}");
     let page = metrics_page(&pg).await.expect("pushgateway");
     assert!(
-        page.contains("iter8_experiment_loops_total{instance=\"\",job=\"iter8\",namespace=\"default\",release=\"slower\"} 2"),
+        page.contains(&format!("iter8_experiment_loops_total{{instance=\"\",job=\"iter8\",namespace=\"{ns}\",release=\"slower\"}} 2")),
         "{page}"
     );
     assert!(
-        page.contains("iter8_experiment_slos_satisfied{instance=\"\",job=\"iter8\",namespace=\"default\",release=\"slower\"} 1"),
+        page.contains(&format!("iter8_experiment_slos_satisfied{{instance=\"\",job=\"iter8\",namespace=\"{ns}\",release=\"slower\"}} 1")),
         "{page}"
     );
 
     // Loop 3 is eight times slower than loop 2: the regression limit catches it.
     run_loop(3, 80).await;
-    let res = report_json(&tc, "slower").await;
+    let res = report_json(c, &ns, "slower").await;
     assert_eq!(res["numLoops"], 3, "{res}");
     let check = &res["insights"]["regression"]["checks"][0];
     assert_eq!(check["metric"], "http/latency-mean", "{res}");
@@ -195,7 +169,7 @@ async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
         .expect("history")
         .clone();
     assert_eq!(check["versions"][0]["reference"], history[1], "{res}");
-    let r = iter8_assert(&tc, "slos", "slower", NS, &[]).await;
+    let r = iter8_assert(c, "slos", "slower", &ns, &[]).await;
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.out
@@ -205,16 +179,16 @@ async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts() {
     );
     let page = metrics_page(&pg).await.expect("pushgateway");
     assert!(
-        page.contains("iter8_experiment_slo_satisfied{bound=\"upper\",instance=\"\",job=\"iter8\",metric=\"http/latency-mean\",namespace=\"default\",reference=\"previous_loop\",release=\"slower\",version=\"default\"} 0"),
+        page.contains(&format!("iter8_experiment_slo_satisfied{{bound=\"upper\",instance=\"\",job=\"iter8\",metric=\"http/latency-mean\",namespace=\"{ns}\",reference=\"previous_loop\",release=\"slower\",version=\"default\"}} 0")),
         "{page}"
     );
-    let r = helm(&tc, &["uninstall", "slower", "-n", NS]).await;
+    let r = helm(c, &["uninstall", "slower", "-n", &ns]).await;
     assert_eq!(r.code, 0, "{r}");
+    c.delete_namespace(&ns).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_relative_slos_and_comparison_against_a_baseline() {
-    let tc = cluster().await;
+pub async fn job_relative_slos_and_comparison_against_a_baseline(c: &Cluster) {
+    let ns = c.namespace("baseline").await.expect("namespace");
     let fast = slow_target(Arc::new(AtomicU64::new(2))).await;
     let slow = slow_target(Arc::new(AtomicU64::new(20))).await;
     let sets = [
@@ -229,8 +203,8 @@ async fn job_relative_slos_and_comparison_against_a_baseline() {
         "assess.relativeSLOs.lower.http/request-count=5".into(),
         "assess.compare.metrics={http/latency,http/error-rate}".into(),
     ];
-    install(&tc, "ab", &sets, true).await;
-    let res = report_json(&tc, "ab").await;
+    install_ok(c, &ns, "ab", &sets, true).await;
+    let res = report_json(c, &ns, "ab").await;
     assert_eq!(
         res["insights"]["versionNames"],
         serde_json::json!(["v1", "v2"]),
@@ -247,24 +221,25 @@ async fn job_relative_slos_and_comparison_against_a_baseline() {
     assert_eq!(latency["versions"][0]["verdict"], "worse", "{res}");
     assert_eq!(latency["winnerName"], "v1", "{res}");
 
-    let r = iter8_assert(&tc, "completed,nofailure", "ab", NS, &[]).await;
+    let r = iter8_assert(c, "completed,nofailure", "ab", &ns, &[]).await;
     assert_eq!(r.code, 0, "{r}");
-    let r = iter8_assert(&tc, "slos", "ab", NS, &[]).await;
+    let r = iter8_assert(c, "slos", "ab", &ns, &[]).await;
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.out
             .contains("relative SLO violated: version v2: http/latency-mean"),
         "{r}"
     );
-    let r = iter8_assert(&tc, "comparisons", "ab", NS, &[]).await;
+    let r = iter8_assert(c, "comparisons", "ab", &ns, &[]).await;
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.out
             .contains("version v2 is significantly worse than baseline v1 on http/latency"),
         "{r}"
     );
-    let r = iter8(&tc, &["report", "--release", "ab", "-n", NS]).await;
+    let r = iter8(c, &["report", "--release", "ab", "-n", &ns]).await;
     assert!(r.out.contains("Comparisons with baseline v1"), "{r}");
-    let r = helm(&tc, &["uninstall", "ab", "-n", NS]).await;
+    let r = helm(c, &["uninstall", "ab", "-n", &ns]).await;
     assert_eq!(r.code, 0, "{r}");
+    c.delete_namespace(&ns).await;
 }
