@@ -93,6 +93,9 @@ pub struct EngineOptions {
     pub pushgateway: Option<crate::prometheus::PushTarget>,
     /// Unknown keys in the experiment are errors (exit 2) instead of warnings.
     pub strict: bool,
+    /// Distributed load: this runner is the coordinator (worker 0) of these workers; its
+    /// load tasks share their load with them and record the merged result ([`crate::dist`]).
+    pub workers: Option<std::sync::Arc<crate::dist::Workers>>,
 }
 
 /// The failure message of an interrupted task.
@@ -304,8 +307,17 @@ pub async fn run_plan<S: Store>(
     for (task, condition) in plan.experiment.tasks.iter().zip(&plan.conditions) {
         let label = task.label();
         progress.set_task(format!("task {}/{n} {}", task.index + 1, task.name()));
+        let runs = condition.as_ref().is_none_or(|c| c.eval(&result));
+        if let Some(w) = options.workers.as_ref().filter(|w| w.count > 1) {
+            if matches!(task.spec, TaskSpec::Http(_) | TaskSpec::Grpc(_)) {
+                // The load workers wait for this decision before they run their share.
+                if let Err(e) = w.decide_task(task.index, runs).await {
+                    tracing::warn!("{label}: cannot tell the load workers: {e}");
+                }
+            }
+        }
         if let Some(c) = condition {
-            if !c.eval(&result) {
+            if !runs {
                 tracing::info!("{label}: skipped (if: {} is false)", c.source());
                 result.num_completed_tasks += 1;
                 if result.finished() {
@@ -336,7 +348,10 @@ pub async fn run_plan<S: Store>(
                 r = async {
                     match (&task.spec, &summary) {
                         (TaskSpec::Notify(n), Some(s)) => n.run_with_summary(s).await,
-                        _ => task.spec.run(&mut ctx).await,
+                        _ => {
+                            let workers = options.workers.clone();
+                            crate::dist::scope(workers, task.index, task.spec.run(&mut ctx)).await
+                        }
                     }
                 } => r,
                 () = stopped(&options.stop) => Err(TaskError::Failed(INTERRUPTED.to_string())),

@@ -2,6 +2,7 @@
 //! stores and reports. The two binaries (`iter8-runner`, `iter8`) only wire these.
 
 pub mod cli;
+pub mod dist;
 pub mod engine;
 pub mod grpc;
 pub mod k8s;

@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use iter8::dist::local::Children;
+use iter8::dist::rendezvous::SecretRendezvous;
+use iter8::dist::worker::WorkerOutcome;
+use iter8::dist::{Rendezvous, Workers};
 use iter8::engine::{run_experiment, EngineError, EngineOptions};
 use iter8::k8s::ClientOptions;
 use iter8::store::file::FileStore;
@@ -86,7 +90,31 @@ struct Opts {
     /// failOnSLOViolation). Default: exit 0, as Iter8 does.
     #[arg(long, env = "ITER8_FAIL_ON_SLO_VIOLATION")]
     fail_on_slo_violation: bool,
+    /// Share the load of the `http` and `grpc` tasks among N workers and merge their results
+    /// exactly. Locally: this process and N-1 worker processes it starts. In a cluster (the
+    /// chart sets ITER8_LOAD_WORKERS from distributedLoad.pods): the N pods of an Indexed Job,
+    /// each knowing its index from JOB_COMPLETION_INDEX; pod 0 runs the other tasks and
+    /// stores the result.
+    #[arg(long, env = "ITER8_LOAD_WORKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS as i64))]
+    workers: u32,
+    /// How long the load workers wait for each other: for every worker at the start of a
+    /// load, for their partial results after it, for the coordinator's first sign of life.
+    #[arg(long, env = "ITER8_LOAD_WORKERS_TIMEOUT", default_value = "2m")]
+    workers_timeout: iter8::model::GoDuration,
+    /// This worker's index (0 coordinates); set by the Job (Indexed) or by the coordinator.
+    #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
+    worker_index: Option<u32>,
+    /// The run's identity shared by its workers (the Job's name; set by the chart).
+    #[arg(long, env = "ITER8_JOB_NAME", hide = true)]
+    worker_run: Option<String>,
+    /// Local workers: the directory where they meet (set by the coordinator).
+    #[arg(long, hide = true)]
+    worker_dir: Option<PathBuf>,
 }
+
+/// Most workers one run may have (the chart's schema says the same).
+const MAX_WORKERS: u32 = 100;
 
 impl Opts {
     /// The Pushgateway target: namespace and release of the experiment (empty: from the
@@ -127,13 +155,46 @@ fn main() -> ExitCode {
             return run_in_cluster(&opts, namespace, release, show_progress).await;
         }
         let store = FileStore::new(&opts.file, &opts.output, opts.continue_previous);
-        let options = EngineOptions {
+        let mut options = EngineOptions {
             namespace: opts.namespace.clone(),
             kube: None,
             stop: Some(stop_on_signals()),
             pushgateway: opts.push_target(),
             strict: opts.strict,
+            workers: None,
         };
+        if opts.workers > 1 {
+            if let Some(index) = opts.worker_index.filter(|i| *i > 0) {
+                // A worker process started by the coordinator.
+                let (Some(dir), Some(run)) = (&opts.worker_dir, &opts.worker_run) else {
+                    eprintln!("iter8-runner: --worker-index needs --worker-dir and --worker-run (the coordinator sets them)");
+                    return ExitCode::from(EXIT_USAGE);
+                };
+                let workers = local_workers(&opts, index, run, Rendezvous::Dir(dir.clone()));
+                return run_worker(&store, &options, workers).await;
+            }
+            let run = iter8::dist::local::run_token();
+            let dir = match iter8::dist::local::make_dir(&run) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("iter8-runner: cannot make the load workers' directory: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+            let workers = local_workers(&opts, 0, &run, Rendezvous::Dir(dir.clone()));
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("iter8-runner: cannot find this program to start load workers: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+            let children = Children::spawn(&exe, &worker_args(&opts, &dir, &run), opts.workers, &dir, &run);
+            options.workers = Some(workers.clone());
+            let code = coordinate(&store, &options, show_progress, &opts, &opts.output.display().to_string(), &workers).await;
+            children.finish(Duration::from_secs(10)).await;
+            return code;
+        }
         execute(
             &store,
             &options,
@@ -143,6 +204,90 @@ fn main() -> ExitCode {
         )
         .await
     })
+}
+
+/// This process's place among local workers.
+fn local_workers(opts: &Opts, index: u32, run: &str, rendezvous: Rendezvous) -> Arc<Workers> {
+    Arc::new(
+        Workers::new(index, opts.workers, run, rendezvous).with_timing(
+            opts.workers_timeout.as_duration(),
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+        ),
+    )
+}
+
+/// The command line of a local worker process (its index is added per worker).
+fn worker_args(opts: &Opts, dir: &std::path::Path, run: &str) -> Vec<String> {
+    let mut args = vec![
+        "-f".to_string(),
+        opts.file.display().to_string(),
+        "--quiet".into(),
+        "--log-format".into(),
+        match opts.log_format {
+            LogFormat::Json => "json",
+            LogFormat::Human => "human",
+            LogFormat::Auto => "auto",
+        }
+        .into(),
+        "--workers".into(),
+        opts.workers.to_string(),
+        "--workers-timeout".into(),
+        opts.workers_timeout.to_string(),
+        "--worker-dir".into(),
+        dir.display().to_string(),
+        "--worker-run".into(),
+        run.to_string(),
+    ];
+    if opts.strict {
+        args.push("--strict".into());
+    }
+    args
+}
+
+/// The coordinator: the experiment as one runner runs it, whose load tasks share their load
+/// with the workers; the workers are told when the loop ends, however it ends.
+async fn coordinate<S: Store>(
+    store: &S,
+    options: &EngineOptions,
+    show_progress: bool,
+    opts: &Opts,
+    destination: &str,
+    workers: &Workers,
+) -> ExitCode {
+    if let Err(e) = workers.begin().await {
+        eprintln!("iter8-runner: cannot reach the load workers: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let code = execute(store, options, show_progress, opts, destination).await;
+    if let Err(e) = workers.end("the coordinator's loop ended").await {
+        tracing::warn!("cannot tell the load workers that the loop ended: {e}");
+    }
+    code
+}
+
+/// A load worker (index >= 1): its share of the load tasks, no result of its own.
+async fn run_worker<S: Store>(
+    store: &S,
+    options: &EngineOptions,
+    workers: Arc<Workers>,
+) -> ExitCode {
+    let progress = Progress::default();
+    let index = workers.index;
+    match iter8::dist::worker::run_worker(store, options, workers, &progress).await {
+        Ok(WorkerOutcome::Done) => ExitCode::SUCCESS,
+        Ok(WorkerOutcome::Failed(m)) => {
+            eprintln!("iter8-runner: load worker {index} failed: {m}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(e) => {
+            eprintln!("iter8-runner: load worker {index}: {e}");
+            match e {
+                EngineError::Invalid(_) => ExitCode::from(EXIT_USAGE),
+                _ => ExitCode::from(EXIT_FAILED),
+            }
+        }
+    }
 }
 
 /// Cluster mode: the experiment and the result live in the release's Secret.
@@ -171,14 +316,58 @@ async fn run_in_cluster(
         }
     };
     let store = SecretStore::new(client.clone(), namespace, release, revision);
-    let options = EngineOptions {
+    let mut options = EngineOptions {
         namespace: Some(namespace.to_string()),
-        kube: Some(client),
+        kube: Some(client.clone()),
         stop: Some(stop_on_signals()),
         pushgateway: opts.push_target(),
         strict: opts.strict,
+        workers: None,
     };
     let destination = format!("secret {namespace}/{release} (key {RESULT_KEY})");
+    if opts.workers > 1 {
+        // The pods of an Indexed Job, meeting in the release's Secret.
+        let Some(index) = opts.worker_index else {
+            eprintln!(
+                "iter8-runner: ITER8_LOAD_WORKERS={} but JOB_COMPLETION_INDEX is unset: the Job must be Indexed (completionMode: Indexed; the chart renders it so with distributedLoad.pods)",
+                opts.workers
+            );
+            return ExitCode::from(EXIT_USAGE);
+        };
+        if index >= opts.workers {
+            eprintln!(
+                "iter8-runner: JOB_COMPLETION_INDEX={index} is not below ITER8_LOAD_WORKERS={}",
+                opts.workers
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        let Some(run) = opts.worker_run.as_deref().filter(|r| !r.is_empty()) else {
+            eprintln!("iter8-runner: ITER8_LOAD_WORKERS={} but ITER8_JOB_NAME (the Job's name, shared by its pods) is unset; the chart sets it", opts.workers);
+            return ExitCode::from(EXIT_USAGE);
+        };
+        let rendezvous =
+            Rendezvous::Secret(Box::new(SecretRendezvous::new(client, namespace, release)));
+        let workers = Arc::new(
+            Workers::new(index, opts.workers, run, rendezvous).with_timing(
+                opts.workers_timeout.as_duration(),
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+            ),
+        );
+        if index > 0 {
+            return run_worker(&store, &options, workers).await;
+        }
+        options.workers = Some(workers.clone());
+        return coordinate(
+            &store,
+            &options,
+            show_progress,
+            opts,
+            &destination,
+            &workers,
+        )
+        .await;
+    }
     execute(&store, &options, show_progress, opts, &destination).await
 }
 

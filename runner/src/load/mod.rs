@@ -64,6 +64,9 @@
 //! sample, so a run against nothing has no latency (and passes no latency SLO) instead of
 //! a fast one.
 
+pub mod partial;
+pub mod split;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -234,6 +237,10 @@ pub enum LoadError {
     InvalidPlan(String),
     #[error("cannot start a load worker thread: {0}")]
     Thread(String),
+    /// The load is shared by several workers and they could not run it together
+    /// ([`crate::dist`]).
+    #[error("{0}")]
+    Workers(String),
 }
 
 /// Upper bound of the microsecond HDR histogram (1 hour); larger latencies saturate.
@@ -445,6 +452,9 @@ pub struct LoadReport {
     pub error_kinds: BTreeMap<ErrorKind, u64>,
     /// From the start of the measured phase to the completion of its last request.
     pub elapsed: Duration,
+    /// When the measured phase started (wall clock), so that reports of several processes
+    /// can be placed on one time line ([`partial`]).
+    pub started: Option<std::time::SystemTime>,
 }
 
 impl LoadReport {
@@ -581,8 +591,10 @@ pub async fn run_load<S: RequestSender>(
     }
     .clamp(1, plan.connections);
 
+    let base = Instant::now();
+    let base_wall = std::time::SystemTime::now();
     let shared = Arc::new(Shared {
-        base: Instant::now(),
+        base,
         tickets: [AtomicU64::new(0), AtomicU64::new(0)],
         ready_at: [AtomicU64::new(0), AtomicU64::new(0)],
         done_at: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -677,6 +689,7 @@ pub async fn run_load<S: RequestSender>(
     let start = shared.ready_at[measured].load(Ordering::Relaxed);
     let end = shared.done_at[measured].load(Ordering::Relaxed);
     report.elapsed = Duration::from_nanos(end.saturating_sub(start));
+    report.started = base_wall.checked_add(Duration::from_nanos(start));
     if let Some(p) = progress {
         p.done.store(report.requests, Ordering::Relaxed);
         p.errors.store(report.errors, Ordering::Relaxed);

@@ -50,9 +50,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use super::{http1, Progress, TaskContext, TaskError};
-use crate::load::{
-    record_metrics, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
-};
+use crate::load::{record_metrics, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
 use crate::model::limits::{read_capped_async, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::GoDuration;
 
@@ -495,7 +493,7 @@ impl HttpTask {
                 connections = r.connections,
                 "http: load starts"
             );
-            let report = run_load(&plan, sender, Some(progress))
+            let report = crate::dist::run_load(&plan, sender, Some(progress))
                 .await
                 .map_err(|e| TaskError::Failed(format!("http: {e}")))?;
             if report.requests > 0 && report.errors == report.requests {

@@ -44,9 +44,7 @@ use crate::grpc::client::{
 };
 use crate::grpc::streaming::{StreamParams, Streaming, StreamingCall};
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
-use crate::load::{
-    all_percentiles, run_load, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
-};
+use crate::load::{all_percentiles, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
 use crate::model::duration::GoDuration;
 use crate::model::limits::{read_capped, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::metrics::percentile_suffix;
@@ -764,7 +762,7 @@ impl GrpcTask {
                 connections = t.connections,
                 "grpc: load starts"
             );
-            let report = run_load(&t.load_plan(), sender, Some(progress))
+            let report = crate::dist::run_load(&t.load_plan(), sender, Some(progress))
                 .await
                 .map_err(|e| TaskError::Failed(format!("{}: {e}", t.prefix)))?;
             if report.requests > 0 && report.errors == report.requests {
