@@ -128,12 +128,14 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- include "iter8.validateDistributedLoad" . }}
 {{- if not .Values.tasks }}
 {{- fail "tasks: empty; list the tasks to run in order, e.g. --set \"tasks={http,assess}\" (known tasks: ready, http, grpc, custommetrics, assess, notify, slack, github)" }}
 {{- end }}
-{{- $envNames := list "POD_NAMESPACE" "POD_NAME" "ITER8_RELEASE" "ITER8_REVISION" "RUST_LOG" }}
+{{- $chartEnv := list "POD_NAMESPACE" "POD_NAME" "ITER8_RELEASE" "ITER8_REVISION" "RUST_LOG" "ITER8_LOAD_WORKERS" "ITER8_LOAD_WORKERS_TIMEOUT" "ITER8_JOB_NAME" "JOB_COMPLETION_INDEX" }}
+{{- $envNames := $chartEnv }}
 {{- range $i, $e := .Values.secretEnv }}
-{{- if has $e.name (list "POD_NAMESPACE" "POD_NAME" "ITER8_RELEASE" "ITER8_REVISION" "RUST_LOG") }}
+{{- if has $e.name $chartEnv }}
 {{- fail (printf "secretEnv[%d].name: %s is set by the chart for the runner; choose another variable name" $i $e.name) }}
 {{- else if has $e.name $envNames }}
 {{- fail (printf "secretEnv[%d].name: %s is already used by an earlier secretEnv entry; give each variable one entry" $i $e.name) }}

@@ -63,6 +63,9 @@ spec:
               name: {{ include "iter8.githubTokenSecret" . }}
               key: token
         {{- end }}
+        {{- with include "iter8.distributedLoadEnv" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- if .Values.strict }}
         - name: ITER8_STRICT
           value: "true"
@@ -134,6 +137,7 @@ spec:
 {{/* Job spec fields shared by the Job and the CronJob's jobTemplate. */}}
 {{- define "iter8.jobSpec" -}}
 backoffLimit: 0
+{{- include "iter8.distributedLoadJob" . }}
 {{- if not (kindIs "invalid" .Values.ttlSecondsAfterFinished) }}
 ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
 {{- end }}
