@@ -96,9 +96,10 @@ impl std::io::Write for CappedOutput {
 /// overflow the stack or fill the memory; callers bound the time with
 /// [`super::bounded::run_bounded`].
 ///
-/// gtmpl's lexer (on its own thread) panics on some texts, e.g. a multi-byte character in
-/// an action (found by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`); the parser then
-/// reports "receiving on a closed channel", which becomes a clear parse error here.
+/// gtmpl's lexer (on its own thread) panics on a multi-byte character in an action (found
+/// by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`): [`super::bounded::check_template`]
+/// refuses those first. Should it panic on another text, the parser reports "receiving on a
+/// closed channel", which becomes a clear parse error here.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
     // gtmpl's parser waits forever on some unclosed actions (`{{ .x | f `, found by the
     // spec fuzz target): refuse them before it sees them.

@@ -239,9 +239,28 @@ fn a_template_gtmpl_panics_on_is_an_error() {
     let text = "{{ printf \"%d\" .a \u{e000}| quote }}";
     let e = render("t", text, &json!({"a": 1})).expect_err("gtmpl cannot parse it");
     assert!(
-        matches!(&e, TemplateError::Parse { message, .. } if message.contains("template engine failed")),
+        matches!(&e, TemplateError::Parse { message, .. } if message.contains("is not supported")),
         "{e}"
     );
+}
+
+/// Found by the `spec` fuzz target through notify's payloadTemplate: the same gtmpl panic,
+/// refused before gtmpl sees the text; in quoted strings and plain text such characters work.
+#[test]
+fn non_ascii_outside_strings_in_an_action_is_refused_and_works_elsewhere() {
+    let e = render("t", "{{ \u{4b4}ummar|J ts yoon }}", &json!({})).expect_err("refused");
+    assert!(
+        matches!(&e, TemplateError::Parse { message, .. }
+            if message.contains("'\u{4b4}'") && message.contains("index .")),
+        "{e}"
+    );
+    let out = render(
+        "t",
+        "naïve {{ \"ключ\" }} {{ `ü` }} {{ index . \"ключ\" }}",
+        &json!({"ключ": 7}),
+    )
+    .expect("non-ASCII in strings and text renders");
+    assert_eq!(out, "naïve ключ ü 7");
 }
 
 /// Found by the `spec` fuzz target: an action left open after a pipe made gtmpl's parser
