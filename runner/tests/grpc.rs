@@ -783,3 +783,34 @@ async fn tls_with_a_trusted_ca_and_without() {
     assert_eq!(metric(&i, 0, "grpc/status-UNAVAILABLE"), 10.0);
     assert_eq!(seen.calls.load(Ordering::SeqCst), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_send_their_scheduled_calls_each() {
+    let s = start(Reflection::Both).await;
+    // 30 rps for 1 s (30), then a ramp down to 10 rps over 1 s (20)
+    let t = task(&format!(
+        "host: {}\ncall: helloworld.Greeter/SayHello\ndata: {{name: stage}}\nconcurrency: 4\n\
+         stages: [{{duration: 1s, rps: 30}}, {{duration: 1s, rps: 10, ramp: true}}]\n",
+        s.addr
+    ));
+    let i = run(&t).await.unwrap();
+    let stages = &i.load["grpc"].stages;
+    assert_eq!(
+        stages.iter().map(|s| s.requests).collect::<Vec<_>>(),
+        [30, 20]
+    );
+    assert_eq!(s.calls(), 50);
+    assert_eq!(metric(&i, 0, "grpc/request-count"), 50.0);
+    assert_eq!(stages[0].statuses.get("OK"), Some(&30));
+    assert!(stages
+        .iter()
+        .all(|s| s.rate > 0.0 && s.rate <= s.planned_requests as f64 / s.duration_seconds));
+    // rps beside stages is refused, naming the key
+    let bad: GrpcTask = serde_yaml::from_str(&format!(
+        "host: {}\ncall: helloworld.Greeter/SayHello\nrps: 5\nstages: [{{duration: 1s, rps: 5}}]\n",
+        s.addr
+    ))
+    .unwrap();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.starts_with("rps: stages set the rate"), "{e}");
+}

@@ -655,3 +655,14 @@ def test_iter8_values_not_given_add_no_notes_env_or_secret():
     env = {e["name"] for e in one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "ITER8_VALUES_NOTES" not in env and "ITER8_GITHUB_TOKEN" not in env
     assert all(o["metadata"]["name"] != "hello-github-token" for o in find(objs, "Secret"))
+
+
+def test_load_stages_pass_through_and_are_checked_by_the_schema():
+    stages = [{"duration": "30s", "qps": 200, "ramp": True}, {"duration": "1m", "qps": 200}]
+    values = {"tasks": ["http"], "http": {"url": "http://a/", "stages": stages, "endpoints": {"v1": {"stages": stages[1:]}}}}
+    assert experiment(render(values))["spec"] == [{"task": "http", "with": values["http"]}]
+    grpc = {"host": "h:50051", "call": "a.B/C", "stages": [{"duration": "10s", "rps": 50}]}
+    assert experiment(render({"tasks": ["grpc"], "grpc": grpc}))["spec"] == [{"task": "grpc", "with": grpc}]
+    for bad in ([{"duration": "1s", "qps": 5, "rate": 1}], [{"qps": 5}], [], [{"duration": "1s", "qps": 5, "ramp": "yes"}]):
+        err = render_error({"tasks": ["http"], "http": {"url": "http://a/", "stages": bad}})
+        assert "stages" in err, err

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::report::{LoadReport, ThreadStats};
+use super::health::Sample;
+use super::report::{LoadReport, StageReport, ThreadStats};
+use super::schedule::{check_stages, Schedule};
 use super::{ErrorKind, LoadError, LoadPlan, Outcome, RequestSender, Stop};
 use crate::model::limits::MAX_DURATION;
 use crate::tasks::Progress;
@@ -29,6 +31,10 @@ struct Shared {
     /// Measured phase: requests done and errors (for live progress).
     done: AtomicU64,
     errors: AtomicU64,
+    /// The measured phase's schedule when the plan has stages.
+    schedule: Option<Schedule>,
+    /// CPU and cgroup readings when the measured phase started.
+    sample: std::sync::Mutex<Option<Sample>>,
 }
 
 impl Shared {
@@ -51,10 +57,15 @@ pub async fn run_load<S: RequestSender>(
     if let Err(m) = crate::model::limits::check_qps(plan.qps) {
         return Err(LoadError::InvalidPlan(format!("qps: {m}")));
     }
-    if !plan.stop.is_bounded() {
+    if plan.stages.is_empty() && !plan.stop.is_bounded() {
         return Err(LoadError::InvalidPlan(
             "set a number of requests or a duration".into(),
         ));
+    }
+    if !plan.stages.is_empty() {
+        if let Err((field, m)) = check_stages(&plan.stages) {
+            return Err(LoadError::InvalidPlan(format!("stages{field}: {m}")));
+        }
     }
     if plan.warmup.is_some_and(|w| !w.is_bounded()) {
         return Err(LoadError::InvalidPlan(
@@ -80,6 +91,8 @@ pub async fn run_load<S: RequestSender>(
         barrier: tokio::sync::Barrier::new(threads),
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        schedule: (!plan.stages.is_empty()).then(|| Schedule::new(&plan.stages)),
+        sample: std::sync::Mutex::new(None),
     });
     let sender = Arc::new(sender);
     let mut phases = Vec::with_capacity(2);
@@ -156,19 +169,54 @@ pub async fn run_load<S: RequestSender>(
         let _ = h.join();
     }
 
-    let mut report = LoadReport::default();
+    let generator = shared
+        .sample
+        .lock()
+        .ok()
+        .and_then(|mut s| s.take())
+        .map(|s| s.since())
+        .unwrap_or_default();
     let measured = phases.len() - 1;
-    for r in results {
-        match r {
-            Ok(Some(stats)) => report.merge_stats(&stats),
-            Ok(None) => return Err(LoadError::Thread("a load worker thread stopped".into())),
-            Err(_) => return Err(LoadError::Thread("a load worker thread panicked".into())),
-        }
-    }
     let start = shared.ready_at[measured].load(Ordering::Relaxed);
     let end = shared.done_at[measured].load(Ordering::Relaxed);
-    report.elapsed = Duration::from_nanos(end.saturating_sub(start));
-    report.started = base_wall.checked_add(Duration::from_nanos(start));
+    let mut report = LoadReport {
+        elapsed: Duration::from_nanos(end.saturating_sub(start)),
+        started: base_wall.checked_add(Duration::from_nanos(start)),
+        generator,
+        ..LoadReport::default()
+    };
+    if let Some(schedule) = &shared.schedule {
+        report.stages = schedule
+            .segments
+            .iter()
+            .map(|s| StageReport::new(*s))
+            .collect();
+    }
+    let mut last_done: Vec<Option<Instant>> = vec![None; report.stages.len()];
+    for r in results {
+        let per_stage = match r {
+            Ok(Some(stats)) => stats,
+            Ok(None) => return Err(LoadError::Thread("a load worker thread stopped".into())),
+            Err(_) => return Err(LoadError::Thread("a load worker thread panicked".into())),
+        };
+        for (i, stats) in per_stage.iter().enumerate() {
+            report.merge_stats(stats);
+            if let Some(stage) = report.stages.get_mut(i) {
+                stage.merge_stats(stats);
+            }
+            if let Some(l) = last_done.get_mut(i) {
+                *l = (*l).max(stats.last_done);
+            }
+        }
+    }
+    // A stage lasts from its start to its planned end or to its last completion.
+    let phase_start = shared.base + Duration::from_nanos(start);
+    for (stage, last) in report.stages.iter_mut().zip(last_done) {
+        let begin = phase_start + Duration::from_secs_f64(stage.planned.start);
+        let planned_end = begin + Duration::from_secs_f64(stage.planned.duration);
+        let end = last.map_or(planned_end, |l| l.max(planned_end));
+        stage.elapsed = end.saturating_duration_since(begin);
+    }
     if let Some(p) = progress {
         p.done.store(report.requests, Ordering::Relaxed);
         p.errors.store(report.errors, Ordering::Relaxed);
@@ -183,16 +231,23 @@ async fn thread_main<S: RequestSender>(
     sender: &S,
     phases: &[(Stop, bool)],
     workers: Vec<usize>,
-) -> ThreadStats {
+) -> Vec<ThreadStats> {
     let mut conns: Vec<S::Conn> = workers.iter().map(|w| sender.new_conn(*w)).collect();
-    let mut measured_stats = ThreadStats::new();
+    let mut measured_stats = Vec::new();
     for (idx, (stop, measured)) in phases.iter().enumerate() {
         // Start together: the phase starts when the last thread is ready.
         shared.ready_at[idx].fetch_max(shared.nanos(Instant::now()), Ordering::Relaxed);
-        shared.barrier.wait().await;
+        let wait = shared.barrier.wait().await;
+        if *measured && wait.is_leader() {
+            if let Ok(mut s) = shared.sample.lock() {
+                *s = Some(Sample::now());
+            }
+        }
         let start =
             shared.base + Duration::from_nanos(shared.ready_at[idx].load(Ordering::Relaxed));
-        let stats = RefCell::new(ThreadStats::new());
+        let schedule = shared.schedule.as_ref().filter(|_| *measured);
+        let n_stats = schedule.map_or(1, |s| s.segments.len());
+        let stats = RefCell::new((0..n_stats).map(|_| ThreadStats::new()).collect());
         {
             let phase = Phase {
                 plan,
@@ -202,6 +257,7 @@ async fn thread_main<S: RequestSender>(
                 idx,
                 start,
                 measured: *measured,
+                schedule,
                 stats: &stats,
             };
             let mut running: FuturesUnordered<_> =
@@ -224,12 +280,15 @@ struct Phase<'a, S> {
     idx: usize,
     start: Instant,
     measured: bool,
-    stats: &'a RefCell<ThreadStats>,
+    /// The stages of the measured phase.
+    schedule: Option<&'a Schedule>,
+    /// Per stage (one without stages).
+    stats: &'a RefCell<Vec<ThreadStats>>,
 }
 
 impl<S: RequestSender> Phase<'_, S> {
     async fn worker(&self, conn: &mut S::Conn) {
-        let fixed = self.plan.fixed_rate();
+        let fixed = self.schedule.is_some() || self.plan.fixed_rate();
         let period = if fixed { 1.0 / self.plan.qps } else { 0.0 };
         let deadline = self.stop.duration.map(|d| {
             self.start
@@ -238,12 +297,19 @@ impl<S: RequestSender> Phase<'_, S> {
         });
         let limit = self.stop.num_requests.unwrap_or(u64::MAX);
         let tickets = &self.shared.tickets[self.idx];
+        let mut cursor = 0usize;
         loop {
             let k = tickets.fetch_add(1, Ordering::Relaxed);
-            if k >= limit {
+            let mut stage = 0;
+            let (t0, lag) = if let Some(schedule) = self.schedule {
+                let Some((i, offset)) = schedule.due(k, &mut cursor) else {
+                    break;
+                };
+                stage = i;
+                self.wait_until(self.start + offset).await
+            } else if k >= limit {
                 break;
-            }
-            let t0 = if fixed {
+            } else if fixed {
                 // In range for every qps >= MIN_QPS within MAX_DURATION; clamped past it.
                 let offset = Duration::try_from_secs_f64(k as f64 * period)
                     .unwrap_or(MAX_DURATION)
@@ -252,34 +318,51 @@ impl<S: RequestSender> Phase<'_, S> {
                 if deadline.is_some_and(|d| due >= d) {
                     break;
                 }
-                let now = Instant::now();
-                if now >= due {
-                    // Late: every worker was busy when this request was due.
-                    due
-                } else {
-                    tokio::time::sleep_until(due.into()).await;
-                    Instant::now()
-                }
+                self.wait_until(due).await
             } else {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                now
+                (now, None)
             };
             let outcome =
                 match tokio::time::timeout(self.plan.timeout, self.sender.send(conn)).await {
                     Ok(o) => o,
                     Err(_) => Outcome::Failed(ErrorKind::Timeout),
                 };
-            let latency = Instant::now().saturating_duration_since(t0);
-            self.stats.borrow_mut().record(latency, outcome);
+            let done = Instant::now();
+            let latency = done.saturating_duration_since(t0);
+            if let Some(s) = self.stats.borrow_mut().get_mut(stage) {
+                s.record(latency, outcome);
+                if self.measured {
+                    if let Some(lag) = lag {
+                        s.lag.record(lag);
+                    }
+                    s.last_done = Some(done);
+                }
+            }
             if self.measured {
                 self.shared.done.fetch_add(1, Ordering::Relaxed);
                 if outcome.is_error() {
                     self.shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Wait for a request due at `due`: (when its latency starts, how late it is sent).
+    #[inline]
+    async fn wait_until(&self, due: Instant) -> (Instant, Option<Duration>) {
+        let now = Instant::now();
+        if now >= due {
+            // Late: every worker was busy (or not scheduled) when this request was due;
+            // its latency starts at the due time.
+            (due, Some(now - due))
+        } else {
+            tokio::time::sleep_until(due.into()).await;
+            let now = Instant::now();
+            (now, Some(now.saturating_duration_since(due)))
         }
     }
 }

@@ -45,6 +45,14 @@
 //!   the previous one completed.
 //! - Count and duration: the phase ends at whichever comes first (at least one is set).
 //!   A request in flight at the deadline is completed and counted.
+//! - Stages (fixed rate only): the measured phase follows a schedule of stages, each a
+//!   constant rate or a linear ramp for a duration ([`schedule`]); a request belongs to the
+//!   stage its due time falls in, and each stage has its own statistics
+//!   ([`LoadReport::stages`]).
+//! - Lag: at a fixed rate, how long after its due time each request was sent (timer
+//!   resolution included) is recorded ([`LoadReport::lag`]); with the runner's CPU time and
+//!   its cgroup's throttling over the measured phase ([`health`]) it says whether the load
+//!   generator kept up.
 //! - Warmup: an optional first phase on the same connections and pace whose results are
 //!   discarded. The measured phase starts when every worker finished the warmup.
 //! - Threads: workers are spread over `threads` OS threads (default: as many as the CPUs
@@ -65,8 +73,10 @@
 //! a fast one.
 
 mod engine;
+pub mod health;
 pub mod partial;
 mod report;
+pub mod schedule;
 pub mod split;
 mod stats;
 #[cfg(test)]
@@ -79,9 +89,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use engine::run_load;
-pub use report::{all_percentiles, record_metrics, LoadReport, DEFAULT_PERCENTILES};
+pub use health::GeneratorReport;
+pub use report::{
+    all_percentiles, load_info, record_metrics, LoadReport, StageReport, DEFAULT_PERCENTILES,
+};
+pub use schedule::{LoadStage, Schedule, MAX_STAGES};
 use stats::GRID_LEN;
-pub use stats::{grid_bounds_ms, grid_index, LatencyStats};
+pub use stats::{grid_bounds_ms, grid_index, LagStats, LatencyStats, LATE_AFTER};
 
 /// Why a request got no response.
 #[derive(
@@ -210,6 +224,9 @@ pub struct LoadPlan {
     /// OS threads to spread the workers over; 0 = as many as CPUs available (at most
     /// `connections`).
     pub threads: usize,
+    /// Stages of the measured phase (see [`schedule`]): when given, they replace `qps` and
+    /// `stop` for the measured phase (the warmup keeps `qps`).
+    pub stages: Vec<LoadStage>,
 }
 
 impl LoadPlan {
@@ -222,6 +239,7 @@ impl LoadPlan {
             warmup: None,
             timeout: Duration::from_secs(3),
             threads: 0,
+            stages: Vec::new(),
         }
     }
 

@@ -47,6 +47,12 @@ pub fn split_plan(plan: &LoadPlan, workers: u32, index: u32) -> Result<Share, St
             start_offset: Duration::ZERO,
         });
     }
+    if !plan.stages.is_empty() {
+        return Err(format!(
+            "stages: a staged load cannot be shared by {workers} load workers yet; run it with \
+             one worker (one pod), or use qps with numRequests or duration"
+        ));
+    }
     let connections = plan.connections as u64;
     if connections < u64::from(workers) {
         return Err(format!(
@@ -80,6 +86,19 @@ pub fn split_plan(plan: &LoadPlan, workers: u32, index: u32) -> Result<Share, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staged_plan_is_not_split() {
+        let mut p = LoadPlan::new(10.0, Stop::default(), 4);
+        p.stages = vec![super::super::LoadStage {
+            duration: crate::model::GoDuration(Duration::from_secs(1)),
+            qps: 10.0,
+            ramp: None,
+        }];
+        let e = split_plan(&p, 2, 0).unwrap_err();
+        assert!(e.starts_with("stages: "), "{e}");
+        assert!(split_plan(&p, 1, 0).is_ok());
+    }
 
     #[test]
     fn shares_add_up_exactly_with_the_remainder_first() {

@@ -195,3 +195,86 @@ pub fn grid_bounds_ms(i: usize) -> (f64, f64) {
     };
     (at(m), at(m + 1))
 }
+
+// ---- schedule lag -----------------------------------------------------------------------------
+
+/// A request sent this much after its due time counts as late in [`LagStats::late`].
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
+
+/// How far behind a fixed-rate schedule requests were sent (send time minus due time),
+/// mergeable. The timer's own resolution (about 1 ms) is part of it.
+#[derive(Clone, Debug)]
+pub struct LagStats {
+    /// Lags in microseconds, 2 significant digits.
+    hdr: hdrhistogram::Histogram<u64>,
+    count: u64,
+    late: u64,
+    max_ns: u64,
+}
+
+impl Default for LagStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LagStats {
+    pub fn new() -> Self {
+        // Constant bounds that hdrhistogram accepts.
+        let hdr = match hdrhistogram::Histogram::new_with_bounds(1, HDR_MAX_US, 2) {
+            Ok(h) => h,
+            Err(e) => unreachable!("constant histogram bounds rejected: {e}"),
+        };
+        LagStats {
+            hdr,
+            count: 0,
+            late: 0,
+            max_ns: 0,
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, lag: Duration) {
+        let ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
+        self.hdr.saturating_record((ns / 1000).max(1));
+        self.count += 1;
+        if lag >= LATE_AFTER {
+            self.late += 1;
+        }
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    pub fn merge(&mut self, other: &LagStats) {
+        if self.hdr.add(&other.hdr).is_err() {
+            for v in other.hdr.iter_recorded() {
+                self.hdr
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+        self.count += other.count;
+        self.late += other.late;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// Requests whose lag was measured (fixed rate only).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Requests sent [`LATE_AFTER`] or more after their due time.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Percentile `p` (0..=100) of the lag in ms.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        (self.count > 0).then(|| {
+            let us = self.hdr.value_at_quantile((p / 100.0).clamp(0.0, 1.0));
+            (us as f64 / 1000.0).min(self.max_ns as f64 / 1e6)
+        })
+    }
+
+    pub fn max_ms(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.max_ns as f64 / 1e6)
+    }
+}

@@ -167,3 +167,101 @@ async fn bad_plans_are_rejected() {
         .await
         .is_err());
 }
+
+fn stage(ms: u64, qps: f64, ramp: bool) -> LoadStage {
+    LoadStage {
+        duration: crate::model::GoDuration(Duration::from_millis(ms)),
+        qps,
+        ramp: ramp.then_some(true),
+    }
+}
+
+#[tokio::test]
+async fn stages_send_their_scheduled_requests_each() {
+    // 200 qps for 300 ms (60), then a ramp 200 -> 400 qps over 200 ms (60), then 100 qps
+    // for 100 ms (10); the warmup at the plan's qps is not part of any stage
+    let mut plan = LoadPlan::new(100.0, Stop::default(), 3);
+    plan.threads = 2;
+    plan.warmup = Some(Stop::count(7));
+    plan.stages = vec![
+        stage(300, 200.0, false),
+        stage(200, 400.0, true),
+        stage(100, 100.0, false),
+    ];
+    let progress = Progress::default();
+    let r = run_load(&plan, fake(4, Duration::ZERO), Some(&progress))
+        .await
+        .unwrap();
+    let counts: Vec<u64> = r.stages.iter().map(|s| s.requests).collect();
+    assert_eq!(counts, [60, 60, 10]);
+    assert_eq!(
+        r.stages
+            .iter()
+            .map(|s| s.planned.tickets)
+            .collect::<Vec<_>>(),
+        [60, 60, 10]
+    );
+    assert_eq!(r.requests, 130);
+    assert_eq!(progress.done.load(Ordering::Relaxed), 130);
+    // every stage's statistics add up to the totals
+    assert_eq!(r.stages.iter().map(|s| s.errors).sum::<u64>(), r.errors);
+    assert_eq!(
+        r.stages.iter().map(|s| s.latency.count()).sum::<u64>(),
+        r.latency.count()
+    );
+    // fake numbers 8..=137 in the measured phase: every 4th is a 500
+    assert_eq!(r.errors, (8..=137).filter(|n| n % 4 == 0).count() as u64);
+    for s in &r.stages {
+        assert_eq!(
+            s.statuses.values().sum::<u64>(),
+            s.requests,
+            "{:?}",
+            s.planned
+        );
+        // a stage lasts at least as planned, so its rate is at most the planned one
+        assert!(s.elapsed.as_secs_f64() >= s.planned.duration);
+        assert!(s.rate() > 0.0 && s.rate() <= s.planned.tickets as f64 / s.planned.duration);
+        assert_eq!(s.rate(), s.requests as f64 / s.elapsed.as_secs_f64());
+        assert_eq!(s.lag.count(), s.requests);
+    }
+    assert_eq!(r.stages[1].planned.from_qps, 200.0);
+    assert_eq!(r.stages[1].planned.planned_qps(), 300.0);
+    assert_eq!(r.lag.count(), 130);
+}
+
+#[tokio::test]
+async fn bad_stages_are_rejected_by_the_engine() {
+    let mut plan = LoadPlan::new(10.0, Stop::default(), 1);
+    plan.stages = vec![stage(100, 10.0, false), stage(100, 0.0, false)];
+    let e = run_load(&plan, fake(0, Duration::ZERO), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stages[1].qps"), "{e}");
+}
+
+#[tokio::test]
+async fn a_schedule_that_falls_behind_is_measured_as_lag() {
+    // One worker, 1000 qps, 10 ms per request: request k is due at k ms and sent at about
+    // 10k ms, so every request from the third on is sent 10 ms or more late.
+    let plan = LoadPlan::new(1000.0, Stop::count(10), 1);
+    let r = run_load(&plan, fake(0, Duration::from_millis(10)), None)
+        .await
+        .unwrap();
+    assert_eq!(r.lag.count(), 10);
+    assert!(r.lag.late() >= 8, "{}", r.lag.late());
+    assert!(r.lag.max_ms().unwrap_or_default() >= 81.0);
+    let w = health::warnings(&r);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("the fixed-rate schedule fell behind")),
+        "{w:?}"
+    );
+    // at max rate there is no schedule to fall behind
+    let plan = LoadPlan::new(0.0, Stop::count(10), 1);
+    let r = run_load(&plan, fake(0, Duration::ZERO), None)
+        .await
+        .unwrap();
+    assert_eq!(r.lag.count(), 0);
+    assert!(r.generator.cpu.is_some());
+}

@@ -3,6 +3,7 @@
 //! result that other loops changed meanwhile (two runners on one release): nothing of
 //! either loop is lost. Not serialized: the journal lives for one run of the runner.
 
+use super::loadinfo::LoadInfo;
 use super::result::{Histogram, Insights, MetricMeta};
 
 /// One change to [`Insights`], as made by a task.
@@ -13,6 +14,7 @@ pub(crate) enum Op {
     Record(usize, String, f64),
     Histogram(usize, String, Histogram),
     Unavailable(usize, String, String),
+    Load(String, LoadInfo),
 }
 
 /// The changes made to an [`Insights`] value since it was created or read (never part of
@@ -49,6 +51,7 @@ impl Journal {
                 Op::Record(v, name, value) => target.record(*v, name, *value),
                 Op::Histogram(v, name, h) => target.record_histogram(*v, name, h),
                 Op::Unavailable(v, name, why) => target.mark_unavailable(*v, name, why.clone()),
+                Op::Load(source, info) => target.record_load(source, info.clone()),
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod iter8doc;
 pub mod journal;
 pub mod limits;
+pub mod loadinfo;
 pub mod metrics;
 pub mod result;
 pub mod schema;
@@ -15,6 +16,7 @@ pub mod unknown_keys;
 pub mod verdicts;
 
 pub use duration::GoDuration;
+pub use loadinfo::{GeneratorInfo, LoadInfo, StageInfo};
 pub use result::{
     ExperimentResult, FailedTask, HistBucket, Histogram, Insights, MetricMeta, MetricType, Overlap,
     RewardWinners, Rewards, Slo, Slos, SlosSatisfied,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::{Journal, Op};
 use super::limits::MAX_VERSIONS;
+use super::loadinfo::LoadInfo;
 use super::metrics::normalize_metric_name;
 use super::verdicts::{all_satisfied, Comparisons, Regression, RelativeSlos};
 
@@ -481,6 +482,10 @@ pub struct Insights {
     /// Statistical comparison of versions with the baseline (`assess.compare`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparisons: Option<Comparisons>,
+    /// Load tests' details by source (metric prefix): per-stage statistics and whether the
+    /// load generator kept up (the latest loop's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub load: BTreeMap<String, LoadInfo>,
     /// What this run added (to merge it into a result other runners changed meanwhile).
     #[serde(skip)]
     #[schemars(skip)]
@@ -555,6 +560,13 @@ impl Insights {
             .entry(name.to_string())
             .or_default()
             .merge(hist);
+    }
+
+    /// Record a load source's details for this loop (replacing an earlier loop's).
+    pub fn record_load(&mut self, source: &str, info: LoadInfo) {
+        self.journal
+            .push(Op::Load(source.to_string(), info.clone()));
+        self.load.insert(source.to_string(), info);
     }
 
     /// Record that a metric could not be obtained for `version` in this loop, and why.

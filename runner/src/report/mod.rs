@@ -11,6 +11,7 @@
 
 pub mod html;
 mod html_verdicts;
+mod load;
 pub mod text;
 pub mod verdicts;
 pub mod view;

@@ -16,21 +16,21 @@ const RESET: &str = "\x1b[0m";
 
 /// How a cell is aligned and coloured.
 #[derive(Clone, Copy, PartialEq)]
-enum Style {
+pub(super) enum Style {
     Left,
     Right,
     Good,
     Bad,
 }
 
-struct Table {
+pub(super) struct Table {
     headers: Vec<&'static str>,
     right: Vec<bool>,
     rows: Vec<Vec<(String, Style)>>,
 }
 
 impl Table {
-    fn new(headers: &[&'static str], right: &[bool]) -> Self {
+    pub(super) fn new(headers: &[&'static str], right: &[bool]) -> Self {
         Self {
             headers: headers.to_vec(),
             right: right.to_vec(),
@@ -38,11 +38,11 @@ impl Table {
         }
     }
 
-    fn row(&mut self, cells: Vec<(String, Style)>) {
+    pub(super) fn row(&mut self, cells: Vec<(String, Style)>) {
         self.rows.push(cells);
     }
 
-    fn render(&self, out: &mut String, color: bool) {
+    pub(super) fn render(&self, out: &mut String, color: bool) {
         let cols = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for r in &self.rows {
@@ -92,14 +92,14 @@ impl Table {
     }
 }
 
-fn l(s: impl Into<String>) -> (String, Style) {
+pub(super) fn l(s: impl Into<String>) -> (String, Style) {
     (s.into(), Style::Left)
 }
-fn r(s: impl Into<String>) -> (String, Style) {
+pub(super) fn r(s: impl Into<String>) -> (String, Style) {
     (s.into(), Style::Right)
 }
 
-fn heading(out: &mut String, title: &str, color: bool) {
+pub(super) fn heading(out: &mut String, title: &str, color: bool) {
     out.push('\n');
     if color {
         let _ = writeln!(out, "{BOLD}{title}{RESET}");
@@ -128,6 +128,7 @@ pub fn render(current: &ExperimentResult, color: bool) -> String {
     latencies(&mut out, insights, color);
     unavailable(&mut out, insights, color);
     errors(&mut out, insights, color);
+    super::load::text(&mut out, insights, color);
     out
 }
 

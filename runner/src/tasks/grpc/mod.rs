@@ -44,7 +44,10 @@ use crate::grpc::client::{
 };
 use crate::grpc::streaming::{StreamParams, Streaming, StreamingCall};
 use crate::grpc::{descriptor, fetch, reflection, GrpcError};
-use crate::load::{all_percentiles, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
+use crate::load::schedule::{check_stages, LoadStage, Schedule};
+use crate::load::{
+    all_percentiles, load_info, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
+};
 use crate::model::duration::GoDuration;
 use crate::model::limits::{read_capped, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::metrics::percentile_suffix;
@@ -166,6 +169,14 @@ pub struct GrpcTask {
     /// Run for this long instead of a number of requests (e.g. `30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<GoDuration>,
+    /// Load stages, in order, instead of `rps`, `total` and `duration`: each
+    /// `{duration, rps}` (or `qps`) holds that rate for `duration`; with `ramp: true` the rate
+    /// moves linearly from the previous stage's (0 before the first stage). E.g.
+    /// `[{duration: 30s, rps: 500, ramp: true}, {duration: 1m, rps: 500}]`. Each stage has
+    /// its own statistics in the result (`insights.load.<prefix>.stages`). An endpoint that
+    /// sets `rps`, `total`, `duration` or `stages` does not inherit the top-level stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<LoadStage>>,
     /// Deadline of each call (default `20s`); a call past it counts as DEADLINE_EXCEEDED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<GoDuration>,
@@ -290,6 +301,8 @@ struct Target {
     metadata_url: Option<At<String>>,
     metadata_file: Option<At<String>>,
     plan: Plan,
+    /// Load stages (instead of `plan`'s rate, total and duration).
+    stages: Option<Vec<LoadStage>>,
     warmup: Option<Plan>,
     connections: usize,
     timeout: Duration,
@@ -564,6 +577,38 @@ impl GrpcTask {
         let connections = pick!(connections, "connections");
         let rps = pick!(rps, "rps");
         let duration = pick!(duration, "duration");
+        let own_load = ep.is_some_and(|(_, e)| {
+            e.stages.is_some() || e.rps.is_some() || e.total.is_some() || e.duration.is_some()
+        });
+        let stages = match ep.and_then(|(_, e)| e.stages.clone()) {
+            Some(v) => Some(At {
+                value: v,
+                field: format!("{ep_prefix}stages"),
+            }),
+            None if own_load => None,
+            None => self.stages.clone().map(|v| At {
+                value: v,
+                field: "stages".to_string(),
+            }),
+        };
+        if let Some(st) = &stages {
+            check_stages(&st.value)
+                .map_err(|(f, m)| TaskError::invalid(format!("{}{f}", st.field), m))?;
+            if let Some(f) = [
+                rps.as_ref().map(|a| &a.field),
+                total.as_ref().map(|a| &a.field),
+                duration.as_ref().map(|a| &a.field),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            {
+                return Err(TaskError::invalid(
+                    f,
+                    "stages set the rate and the length of the load; remove this key (or stages)",
+                ));
+            }
+        }
         if let Some(t) = &total {
             if t.value == 0 {
                 return Err(TaskError::invalid(&t.field, "must be at least 1"));
@@ -726,6 +771,7 @@ impl GrpcTask {
             metadata_url,
             metadata_file,
             plan,
+            stages: stages.map(|s| s.value),
             warmup,
             connections: connections_v as usize,
             timeout: timeout.map(|t| t.value.0).unwrap_or(DEFAULT_TIMEOUT),
@@ -754,7 +800,13 @@ impl GrpcTask {
         }
         let mut reports = Vec::with_capacity(targets.len());
         for (t, sender) in targets.iter().zip(prepared) {
-            progress.start(t.prefix.clone(), t.plan.total.unwrap_or(0));
+            let plan = t.load_plan();
+            let total = if plan.stages.is_empty() {
+                t.plan.total.unwrap_or(0)
+            } else {
+                Schedule::new(&plan.stages).total_tickets()
+            };
+            progress.start(t.prefix.clone(), total);
             tracing::info!(
                 host = t.host.value.as_str(),
                 call = t.call.value.as_str(),
@@ -762,7 +814,7 @@ impl GrpcTask {
                 connections = t.connections,
                 "grpc: load starts"
             );
-            let report = crate::dist::run_load(&t.load_plan(), sender, Some(progress))
+            let report = crate::dist::run_load(&plan, sender, Some(progress))
                 .await
                 .map_err(|e| TaskError::Failed(format!("{}: {e}", t.prefix)))?;
             if report.requests > 0 && report.errors == report.requests {
@@ -771,6 +823,9 @@ impl GrpcTask {
                     "grpc: every call failed: {:?}",
                     report.statuses
                 );
+            }
+            for w in crate::load::health::warnings(&report) {
+                tracing::warn!(host = t.host.value.as_str(), "{}: {w}", t.prefix);
             }
             reports.push((t.prefix.clone(), report));
         }
@@ -793,6 +848,13 @@ impl GrpcTask {
         for (i, (t, (_, report))) in targets.iter().zip(reports).enumerate() {
             let version = if as_versions { i } else { 0 };
             record(ctx, version, &t.prefix, t, &report);
+            let status = |c: u16| {
+                CODES
+                    .get(usize::from(c))
+                    .map_or_else(|| c.to_string(), |code| code_name(*code).to_string())
+            };
+            let info = load_info(&report, &t.percentiles, &status);
+            ctx.insights.record_load(&t.prefix, info);
             // endpoints as versions: the plain `grpc/...` names too, so SLOs and rewards on
             // `grpc/...` compare the versions (as the http task does)
             if as_versions && t.prefix != "grpc" {

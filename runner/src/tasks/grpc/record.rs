@@ -4,6 +4,19 @@ use super::*;
 
 impl Target {
     pub(super) fn load_plan(&self) -> LoadPlan {
+        if let Some(stages) = &self.stages {
+            // The warmup runs at the first stage's rate.
+            let qps = stages.first().map_or(0.0, |s| s.qps);
+            let mut plan = LoadPlan::new(qps, Stop::default(), self.plan.concurrency);
+            plan.stages = stages.clone();
+            plan.warmup = self.warmup.as_ref().map(|p| match (p.total, p.duration) {
+                (_, Some(d)) => Stop::duration(d),
+                (n, None) => Stop::count(n.unwrap_or(DEFAULT_TOTAL)),
+            });
+            plan.timeout = self.timeout;
+            plan.threads = threads_for(self.connections);
+            return plan;
+        }
         let stop = |p: &Plan| match (p.total, p.duration) {
             (_, Some(d)) => Stop::duration(d),
             (Some(n), None) => Stop::count(n),
@@ -18,6 +31,7 @@ impl Target {
             // reset, counted as DEADLINE_EXCEEDED); the server learns it from grpc-timeout.
             timeout: self.timeout,
             threads: threads_for(self.connections),
+            stages: Vec::new(),
         }
     }
 }

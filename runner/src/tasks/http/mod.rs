@@ -50,7 +50,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use super::{http1, Progress, TaskContext, TaskError};
-use crate::load::{record_metrics, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop};
+use crate::load::schedule::{check_stages, LoadStage, Schedule};
+use crate::load::{
+    load_info, record_metrics, ErrorKind, LoadPlan, LoadReport, Outcome, RequestSender, Stop,
+};
 use crate::model::limits::{read_capped_async, MAX_PAYLOAD_BYTES, MAX_PEM_BYTES};
 use crate::model::GoDuration;
 
@@ -75,6 +78,9 @@ struct Resolved {
     num_requests: Option<u64>,
     duration: Option<Duration>,
     qps: f64,
+    /// Whether `qps` was given (it conflicts with `stages`).
+    qps_set: bool,
+    stages: Option<Vec<LoadStage>>,
     connections: usize,
     headers: BTreeMap<String, String>,
     payload_str: Option<String>,
@@ -123,6 +129,15 @@ impl Resolved {
     }
 
     fn plan(&self) -> LoadPlan {
+        if let Some(stages) = &self.stages {
+            // The warmup runs at the first stage's rate.
+            let qps = stages.first().map_or(self.qps, |s| s.qps);
+            let mut plan = LoadPlan::new(qps, Stop::default(), self.connections);
+            plan.stages = stages.clone();
+            plan.warmup = self.warmup();
+            plan.timeout = self.timeout;
+            return plan;
+        }
         let mut plan = LoadPlan::new(self.qps, self.stop(), self.connections);
         plan.warmup = self.warmup();
         plan.timeout = self.timeout;
@@ -139,6 +154,8 @@ impl HttpTask {
             num_requests: self.num_requests,
             duration: self.duration.map(GoDuration::as_duration),
             qps: self.qps.unwrap_or(DEFAULT_QPS),
+            qps_set: self.qps.is_some(),
+            stages: self.stages.clone(),
             connections: self.connections.unwrap_or(DEFAULT_CONNECTIONS),
             headers: self.headers.clone(),
             payload_str: self.payload_str.clone(),
@@ -168,13 +185,15 @@ impl HttpTask {
                 if e.url.is_some() {
                     r.url = e.url.clone();
                 }
-                if e.num_requests.is_some() || e.duration.is_some() {
+                if e.num_requests.is_some() || e.duration.is_some() || e.stages.is_some() {
                     // The endpoint sets its own amount of load.
                     r.num_requests = e.num_requests;
                     r.duration = e.duration.map(GoDuration::as_duration);
+                    r.stages = e.stages.clone();
                 }
                 if let Some(q) = e.qps {
                     r.qps = q;
+                    r.qps_set = true;
                 }
                 if let Some(c) = e.connections {
                     r.connections = c;
@@ -278,16 +297,19 @@ impl HttpTask {
                 Some(n) => vec![format!("http-{n}")],
                 None => vec!["http".to_string()],
             };
-            for prefix in prefixes {
+            for prefix in &prefixes {
                 record_metrics(
                     ctx.insights,
                     version,
-                    &prefix,
+                    prefix,
                     report,
                     &percentiles,
                     "HTTP status",
                 );
             }
+            // Stages and the generator's health, once per load source.
+            let info = load_info(report, &percentiles, &|c| c.to_string());
+            ctx.insights.record_load(&prefixes[0], info);
         }
         Ok(())
     }
@@ -313,6 +335,7 @@ impl HttpTask {
                 None => "http".to_string(),
             };
             let total = match plan.stop {
+                _ if !plan.stages.is_empty() => Schedule::new(&plan.stages).total_tickets(),
                 Stop {
                     num_requests: Some(n),
                     duration: None,
@@ -323,7 +346,8 @@ impl HttpTask {
             let url = r.url.as_deref().unwrap_or_default();
             tracing::info!(
                 url,
-                qps = r.qps,
+                qps = plan.qps,
+                stages = plan.stages.len(),
                 connections = r.connections,
                 "http: load starts"
             );
@@ -332,6 +356,9 @@ impl HttpTask {
                 .map_err(|e| TaskError::Failed(format!("http: {e}")))?;
             if report.requests > 0 && report.errors == report.requests {
                 tracing::warn!(url, "http: every request failed: {:?}", report.error_kinds);
+            }
+            for w in crate::load::health::warnings(&report) {
+                tracing::warn!(url, "http: {w}");
             }
             reports.push((r.name.clone(), report));
         }
@@ -372,6 +399,22 @@ fn validate_resolved(r: &Resolved) -> Result<(), TaskError> {
         ));
     }
     crate::model::limits::check_qps(r.qps).map_err(|m| TaskError::invalid(r.f("qps"), m))?;
+    if let Some(stages) = &r.stages {
+        check_stages(stages)
+            .map_err(|(field, m)| TaskError::invalid(format!("{}{field}", r.f("stages")), m))?;
+        for (set, key) in [
+            (r.num_requests.is_some(), "numRequests"),
+            (r.duration.is_some(), "duration"),
+            (r.qps_set, "qps"),
+        ] {
+            if set {
+                return Err(TaskError::invalid(
+                    r.f(key),
+                    "stages set the rate and the length of the load; remove this key (or stages)",
+                ));
+            }
+        }
+    }
     crate::model::limits::check_connections(r.connections)
         .map_err(|m| TaskError::invalid(r.f("connections"), m))?;
     if r.timeout.is_zero() {

@@ -50,6 +50,13 @@ pub struct HttpTask {
     /// possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qps: Option<f64>,
+    /// Load stages, in order, instead of `qps`, `numRequests` and `duration`: each
+    /// `{duration, qps}` holds `qps` requests per second for `duration`; with `ramp: true` the
+    /// rate moves linearly from the previous stage's `qps` (0 before the first stage) to
+    /// `qps`. E.g. `[{duration: 30s, qps: 200, ramp: true}, {duration: 1m, qps: 200}]`. Each
+    /// stage has its own statistics in the result (`insights.load.<prefix>.stages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<LoadStage>>,
     /// Number of parallel connections, each with one request in flight (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<usize>,
@@ -130,6 +137,9 @@ pub struct HttpEndpoint {
     /// Requests per second; `0` or negative: as fast as possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qps: Option<f64>,
+    /// Load stages, replacing the top-level ones (and `qps`, `numRequests`, `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<LoadStage>>,
     /// Number of parallel connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<usize>,
