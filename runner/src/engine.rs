@@ -114,6 +114,19 @@ async fn stopped(stop: &Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
+/// The failure message of an interrupted task; in a distributed run, with the load workers
+/// that failed (a failed pod fails the Job, which stops the coordinator's pod: the reason
+/// is the failed worker, named).
+async fn interrupted(options: &EngineOptions) -> String {
+    match &options.workers {
+        Some(w) if w.count > 1 => match w.failed_workers().await {
+            Some(why) => format!("{INTERRUPTED}; {why}"),
+            None => INTERRUPTED.to_string(),
+        },
+        _ => INTERRUPTED.to_string(),
+    }
+}
+
 /// A validated experiment, ready to run.
 #[derive(Debug)]
 pub struct Plan {
@@ -354,7 +367,7 @@ pub async fn run_plan<S: Store>(
                         }
                     }
                 } => r,
-                () = stopped(&options.stop) => Err(TaskError::Failed(INTERRUPTED.to_string())),
+                () = stopped(&options.stop) => Err(TaskError::Failed(interrupted(options).await)),
             }
         };
         // Keep `insights` out of the result until a task records something.

@@ -212,6 +212,12 @@ impl Workers {
             .await
     }
 
+    /// Coordinator: the workers of this run that recorded a failure (`load worker 2 failed:
+    /// ...`), if any; None also when the records cannot be read.
+    pub async fn failed_workers(&self) -> Option<String> {
+        failures(&self.read_workers().await.ok()?)
+    }
+
     /// The records of the other workers of this run (earlier runs' are left out).
     async fn read_workers(&self) -> Result<BTreeMap<u32, WorkerRecord>, DistError> {
         let mut all = self.rendezvous.read_workers(self.count).await?;
@@ -238,16 +244,8 @@ impl Workers {
         let deadline = Instant::now() + self.timeout;
         loop {
             let all = self.read_workers().await.map_err(|e| e.to_string())?;
-            let failed: Vec<String> = all
-                .iter()
-                .filter_map(|(i, r)| {
-                    r.failed
-                        .as_ref()
-                        .map(|m| format!("load worker {i} failed: {m}"))
-                })
-                .collect();
-            if !failed.is_empty() {
-                return Err(failed.join("; "));
+            if let Some(failed) = failures(&all) {
+                return Err(failed);
             }
             let missing: Vec<u32> = (1..self.count)
                 .filter(|i| !all.get(i).is_some_and(&ready))
@@ -284,6 +282,19 @@ impl Workers {
             tokio::time::sleep(self.poll).await;
         }
     }
+}
+
+/// `load worker I failed: ...` for every failed worker; None when none failed.
+fn failures(all: &BTreeMap<u32, WorkerRecord>) -> Option<String> {
+    let failed: Vec<String> = all
+        .iter()
+        .filter_map(|(i, r)| {
+            r.failed
+                .as_ref()
+                .map(|m| format!("load worker {i} failed: {m}"))
+        })
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
 }
 
 fn list(ids: &[u32]) -> String {

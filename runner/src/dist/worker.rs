@@ -36,6 +36,35 @@ pub async fn run_worker<S: Store>(
             return Err(e);
         }
     };
+    let stop = async {
+        match &options.stop {
+            Some(rx) => {
+                let mut rx = rx.clone();
+                if rx.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        o = share_load(&plan, options, &workers, progress) => Ok(o),
+        () = stop => {
+            // Told to stop (the pod is deleted or evicted): the coordinator names this worker.
+            let m = crate::engine::INTERRUPTED.to_string();
+            let _ = workers.fail(&m).await;
+            Ok(WorkerOutcome::Failed(m))
+        }
+    }
+}
+
+/// This worker's share of every load task the coordinator runs, in step with it.
+async fn share_load(
+    plan: &crate::engine::Plan,
+    options: &EngineOptions,
+    workers: &Arc<Workers>,
+    progress: &Progress,
+) -> WorkerOutcome {
     // The coordinator's first sign of life.
     let since = Instant::now();
     loop {
@@ -48,12 +77,12 @@ pub async fn run_worker<S: Store>(
                     crate::model::GoDuration::from(workers.timeout)
                 );
                 let _ = workers.fail(&m).await;
-                return Ok(WorkerOutcome::Failed(m));
+                return WorkerOutcome::Failed(m);
             }
             Err(e) => {
                 let m = format!("cannot read the coordinator's record: {e}");
                 let _ = workers.fail(&m).await;
-                return Ok(WorkerOutcome::Failed(m));
+                return WorkerOutcome::Failed(m);
             }
         }
         tokio::time::sleep(workers.poll).await;
@@ -70,14 +99,14 @@ pub async fn run_worker<S: Store>(
                         break *runs;
                     }
                     if c.ended.is_some() {
-                        return Ok(WorkerOutcome::Done);
+                        return WorkerOutcome::Done;
                     }
                 }
                 Ok(None) => {}
                 Err(e) => {
                     let m = format!("cannot read the coordinator's record: {e}");
                     let _ = workers.fail(&m).await;
-                    return Ok(WorkerOutcome::Failed(m));
+                    return WorkerOutcome::Failed(m);
                 }
             }
             tokio::time::sleep(workers.poll).await;
@@ -110,7 +139,7 @@ pub async fn run_worker<S: Store>(
             if let Ok(Some(c)) = workers.read_control().await {
                 if let Some(why) = c.ended {
                     tracing::info!("{label}: the coordinator ended the loop ({why})");
-                    return Ok(WorkerOutcome::Done);
+                    return WorkerOutcome::Done;
                 }
             }
             let m = format!("{label}: {e}");
@@ -118,9 +147,9 @@ pub async fn run_worker<S: Store>(
             if let Err(w) = workers.fail(&m).await {
                 tracing::error!("cannot record the failure for the coordinator: {w}");
             }
-            return Ok(WorkerOutcome::Failed(m));
+            return WorkerOutcome::Failed(m);
         }
         tracing::info!("{label}: share done (load worker {})", workers.index);
     }
-    Ok(WorkerOutcome::Done)
+    WorkerOutcome::Done
 }
