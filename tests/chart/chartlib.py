@@ -1,4 +1,12 @@
-"""Render charts/iter8 with Helm's own engine (helm-python-sdk: Helm v4 as a C library).
+"""Render charts/iter8 with the real helm binary (v4 from scripts/tools, or $HELM).
+
+Revision 1 is `helm install --dry-run=client -o json` (the manifest and the NOTES, as
+`helm template` renders them, plus NOTES.txt, which `helm template` does not print). Revision
+N > 1 is `helm upgrade --dry-run=client -o json` over a release of revision N-1 preloaded in
+helm's memory storage driver (HELM_DRIVER=memory, HELM_MEMORY_DRIVER_DATA); an upgrade asks
+an API server for its version and API groups, so those renders use a real one:
+$ITER8_TEST_KUBECONFIG, else a control plane started here once (`scripts/test-cluster up`
+without a node agent) and stopped at exit. Nothing is ever installed.
 
 Used by the chart tests and by `scripts/chart-snapshot` (which regenerates the committed
 snapshots under tests/chart/snapshots/ from charts/iter8/ci/*-values.yaml).
@@ -6,17 +14,105 @@ snapshots under tests/chart/snapshots/ from charts/iter8/ci/*-values.yaml).
 
 from __future__ import annotations
 
+import atexit
 import copy
+import json
+import os
+import re
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import helm_python as helm
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "iter8"
 CI_VALUES = CHART / "ci"
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+NOTES = "iter8/templates/NOTES.txt"
+
+
+class HelmError(Exception):
+    """helm refused to render (schema violation, `fail`, bad --set): its stderr."""
+
+
+def helm_binary() -> str:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "helm-path")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+_WORK = Path(tempfile.mkdtemp(prefix="chart-tests-"))
+_DISCOVERY: dict[str, str] = {}
+
+
+def _cleanup() -> None:
+    if "dir" in _DISCOVERY:
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "test-cluster"), "down"],
+            env={**os.environ, "ITER8_TEST_CLUSTER_DIR": _DISCOVERY["dir"]},
+            capture_output=True,
+            timeout=120,
+        )
+    subprocess.run(["rm", "-rf", str(_WORK)], check=False)
+
+
+atexit.register(_cleanup)
+
+
+def _discovery_kubeconfig() -> str:
+    """A kubeconfig of a real API server (for `helm upgrade`'s version and API discovery)."""
+    if os.environ.get("ITER8_TEST_KUBECONFIG"):
+        return os.environ["ITER8_TEST_KUBECONFIG"]
+    if "kubeconfig" not in _DISCOVERY:
+        state = str(_WORK / "cluster")
+        _DISCOVERY["dir"] = state
+        env = {**os.environ, "ITER8_TEST_CLUSTER_DIR": state, "ITER8_NODE_AGENT": ""}
+        up = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "test-cluster"), "up"],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800,
+        )
+        if up.returncode != 0:
+            raise RuntimeError(f"scripts/test-cluster up failed:\n{up.stdout}\n{up.stderr}")
+        _DISCOVERY["kubeconfig"] = str(Path(state) / "kubeconfig")
+    return _DISCOVERY["kubeconfig"]
+
+
+def _helm(args: list[str], releases: list[dict[str, Any]], kubeconfig: str | None = None) -> str:
+    """Runs helm with a private home, the memory storage driver holding `releases`, and
+    (unless given) a kubeconfig that reaches nothing; stdout, or HelmError with stderr."""
+    work = Path(tempfile.mkdtemp(dir=_WORK))
+    data = work / "releases.json"
+    data.write_text(json.dumps(releases))
+    nowhere = work / "kubeconfig"
+    nowhere.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: none\n  cluster:\n    server: http://127.0.0.1:9\n"
+        "contexts:\n- name: none\n  context:\n    cluster: none\n    user: none\ncurrent-context: none\n"
+        "users:\n- name: none\n  user: {}\n"
+    )
+    env = {
+        **os.environ,
+        "HELM_DRIVER": "memory",
+        "HELM_MEMORY_DRIVER_DATA": str(data),
+        "KUBECONFIG": kubeconfig or str(nowhere),
+        "HELM_CACHE_HOME": str(work),
+        "HELM_CONFIG_HOME": str(work),
+        "HELM_DATA_HOME": str(work),
+    }
+    proc = subprocess.run([helm_binary(), *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        raise HelmError(proc.stderr.strip() or proc.stdout.strip())
+    return proc.stdout
+
+
+def _values_file(values: dict[str, Any]) -> str:
+    f = Path(tempfile.mkstemp(dir=_WORK, suffix=".json")[1])
+    f.write_text(json.dumps(values))
+    return str(f)
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -30,12 +126,33 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_EMPTY_CHART: list[Path] = []
+
+
 def set_values(*flags: str) -> dict[str, Any]:
-    """Values from `--set` flags, parsed by Helm's own parser, later flags winning."""
-    values: dict[str, Any] = {}
+    """Values from `--set` flags, parsed by helm itself (the user-supplied values of a dry-run
+    install of an empty chart), later flags winning."""
+    if not _EMPTY_CHART:
+        chart = _WORK / "empty"
+        chart.mkdir()
+        (chart / "Chart.yaml").write_text("apiVersion: v2\nname: empty\nversion: 0.1.0\n")
+        _EMPTY_CHART.append(chart)
+    args = ["install", "values", str(_EMPTY_CHART[0]), "--dry-run=client", "-o", "json"]
     for f in flags:
-        values = merge(values, helm.parse_set_string(f))
-    return values
+        args += ["--set", f]
+    return json.loads(_helm(args, []))["config"] or {}
+
+
+def _split_manifest(manifest: str) -> dict[str, str]:
+    """Template path -> its rendered text (documents of one template joined by `---`), as
+    helm prints them under `# Source:` headers."""
+    out: dict[str, list[str]] = {}
+    for doc in re.split(r"^---\n", manifest, flags=re.M):
+        m = re.match(r"# Source: (\S+)\n", doc)
+        if not m:
+            continue
+        out.setdefault(m.group(1), []).append(doc[m.end():].strip())
+    return {path: "\n---\n".join(docs) + "\n" for path, docs in out.items()}
 
 
 def render_raw(
@@ -44,20 +161,31 @@ def render_raw(
     namespace: str = "default",
     revision: int = 1,
 ) -> dict[str, str]:
-    """Template path -> rendered text (raises helm's errors: schema, fail)."""
-    with helm.Chart.load(str(CHART)) as chart:
-        return chart.render(
-            values=values or {},
-            name=name,
-            namespace=namespace,
-            revision=revision,
-            is_install=revision == 1,
-            is_upgrade=revision > 1,
-        )
+    """Template path -> rendered text of every template that renders something, NOTES.txt
+    included (raises HelmError with helm's message: schema, fail)."""
+    vf = _values_file(values or {})
+    common = [name, str(CHART), "-n", namespace, "-f", vf, "--dry-run=client", "-o", "json"]
+    if revision == 1:
+        out = _helm(["install", *common], [])
+    else:
+        previous = {
+            "name": name,
+            "namespace": namespace,
+            "version": revision - 1,
+            "info": {"status": "deployed"},
+        }
+        out = _helm(["upgrade", *common], [previous], _discovery_kubeconfig())
+    rel = json.loads(out)
+    assert rel["version"] == revision, rel["version"]
+    rendered = _split_manifest(rel.get("manifest", ""))
+    notes = rel.get("info", {}).get("notes", "")
+    if notes:
+        rendered[NOTES] = notes
+    return rendered
 
 
 def render(values: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, Any]]:
-    """The rendered Kubernetes objects (NOTES.txt excluded), in template order."""
+    """The rendered Kubernetes objects (NOTES.txt excluded), in template path order."""
     objs: list[dict[str, Any]] = []
     for path, text in sorted(render_raw(values, **kw).items()):
         if path.endswith("NOTES.txt"):
@@ -66,6 +194,25 @@ def render(values: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, An
             if doc:
                 objs.append(doc)
     return objs
+
+
+def lint(values: dict[str, Any] | None = None, strict: bool = True) -> dict[str, Any]:
+    """`helm lint [--strict] charts/iter8 [-f values]`: its messages with their severity
+    (1 INFO, 2 WARNING, 3 ERROR), and `errors` (the messages of a failed lint)."""
+    args = ["lint", str(CHART)]
+    if strict:
+        args.append("--strict")
+    if values is not None:
+        args += ["-f", _values_file(values)]
+    proc = subprocess.run([helm_binary(), *args], capture_output=True, text=True, cwd=ROOT)
+    severity = {"INFO": 1, "WARNING": 2, "ERROR": 3}
+    messages = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"\[(INFO|WARNING|ERROR)\] (.*)", line.strip())
+        if m:
+            messages.append({"severity": severity[m.group(1)], "message": m.group(2)})
+    errors = [] if proc.returncode == 0 else [proc.stdout + proc.stderr]
+    return {"messages": messages, "errors": errors}
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

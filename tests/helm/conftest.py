@@ -1,9 +1,10 @@
-"""Shared fixtures of the scripts/helm tests (run by scripts/run-tests through pytest).
+"""Shared fixtures of the helm tests (run by scripts/run-tests through pytest).
 
-`helm` is $HELM (scripts/run-tests sets it to scripts/helm-shim while these tests run on
-scripts/test-cluster-legacy), else scripts/helm-path's (the real helm v4 from scripts/tools).
-The cluster tests start the project's test API server with `scripts/test-cluster-legacy up` and
-are skipped, with the reason printed, only when that script does not exist yet.
+`helm` is $HELM, else scripts/helm-path's: the real helm v4 built from source by scripts/tools.
+The cluster tests run on $ITER8_TEST_KUBECONFIG when set (scripts/run-tests starts one
+control plane for the Python tests), else on a real control plane of their own
+(`scripts/test-cluster up`, the node agent running the sample chart's Job commands on the
+host), stopped at the end.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def rendered_values(manifest: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# The test cluster (scripts/test-cluster from the `cluster` work) and a tiny API client
+# The test cluster (scripts/test-cluster: the real control plane) and a tiny API client
 # --------------------------------------------------------------------------------------------
 
 
@@ -160,25 +161,21 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    script = ROOT / "scripts" / "test-cluster-legacy"
-    external = os.environ.get("HELM_TEST_KUBECONFIG")
+    script = ROOT / "scripts" / "test-cluster"
+    external = os.environ.get("ITER8_TEST_KUBECONFIG")
     if external:
         yield Cluster(external, Kube(external), Helm({"KUBECONFIG": external}))
         return
-    if not script.exists():
-        reason = "no test cluster: scripts/test-cluster-legacy does not exist on this branch (it comes from the `cluster` work)"
-        print(f"SKIP cluster tests: {reason}")
-        pytest.skip(reason)
     # A private instance (own state dir), so a cluster started by hand is left alone; the
     # sample chart's Job image runs its command on this machine.
     env = {**os.environ, "ITER8_TEST_CLUSTER_DIR": tempfile.mkdtemp(prefix="helm-test-cluster-")}
     up = subprocess.run(
-        ["bash", str(script), "up", "--image", "busybox=@host"],
+        ["bash", str(script), "up", "--image", "*=@host"],
         capture_output=True, text=True, cwd=ROOT, timeout=1800, env=env,
     )
     match = re.search(r"export KUBECONFIG=(\S+)", up.stdout)
     if up.returncode != 0 or not match:
-        pytest.fail(f"scripts/test-cluster-legacy up failed (rc={up.returncode}):\n{up.stdout}\n{up.stderr}")
+        pytest.fail(f"scripts/test-cluster up failed (rc={up.returncode}):\n{up.stdout}\n{up.stderr}")
     kubeconfig = match.group(1).strip("'\"")
     try:
         yield Cluster(kubeconfig, Kube(kubeconfig), Helm({"KUBECONFIG": kubeconfig}))

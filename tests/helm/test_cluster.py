@@ -1,8 +1,7 @@
-"""scripts/helm against the project's test API server (scripts/test-cluster up).
+"""The real helm against the real control plane (scripts/test-cluster up, see conftest.cluster).
 
 Default release storage (Secrets, protobuf) and default server-side apply throughout.
-Each test uses its own namespace. Skipped, with the reason printed, only when no test
-cluster exists on this branch (see conftest.cluster).
+Each test uses its own namespace.
 """
 
 from __future__ import annotations

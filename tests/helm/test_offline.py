@@ -225,19 +225,26 @@ def test_argument_and_flag_errors(helm: Helm) -> None:
     r = helm("status")
     assert r.rc == 1 and r.err.startswith('Error: "helm status" requires 1 argument\n\nUsage:  helm status RELEASE_NAME')
     r = helm("install", "only-a-name")
-    assert (r.rc, r.err) == (1, "Error: must either provide a name or specify --generate-name\n")
+    # (helm v4 reports it as an installation failure)
+    assert (r.rc, r.err) == (1, "Error: INSTALLATION FAILED: must either provide a name or specify --generate-name\n")
     r = helm("install", "rel", str(SAMPLE), "--timeout", "5x")
-    assert (r.rc, r.err) == (1, 'Error: invalid argument "5x" for "--timeout" flag: time: invalid duration "5x"\n')
+    # (the rest is Go's time.ParseDuration, whose wording depends on the Go release)
+    assert r.rc == 1 and r.err.startswith('Error: invalid argument "5x" for "--timeout" flag: time: '), str(r)
+    assert r.err.endswith(' "5x"\n'), str(r)
     r = helm("template", "Bad_Name", str(SAMPLE))
-    assert r.rc == 1 and r.err.startswith("Error: ")
-    assert 'release name "Bad_Name": invalid release name, must match regex' in r.err
+    # helm v4 logs the failed check, then reports it
+    last = r.err.strip().splitlines()[-1]
+    assert r.rc == 1 and last.startswith("Error: "), str(r)
+    assert 'release name "Bad_Name": invalid release name, must match regex' in last
 
 
 def test_unreachable_cluster_is_an_installation_failure(helm: Helm) -> None:
     r = helm("install", "rel", str(SAMPLE))
     assert r.rc == 1
-    assert r.err.startswith("Error: INSTALLATION FAILED: ")
-    assert "kubernetes cluster unreachable" in r.err
+    # helm v4 logs the failed check, then reports the failure
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith("Error: INSTALLATION FAILED: "), r.err
+    assert "kubernetes cluster unreachable" in last
 
 
 def test_version(helm: Helm) -> None:

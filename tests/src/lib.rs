@@ -1,8 +1,7 @@
-//! Test support for Iter8: a Kubernetes API server for tests and its controllers (the
-//! imitation, `cluster`), the node agent that plays the kubelet for a real control plane
-//! (`nodeagent`), and a fault-injecting proxy for any API server (`faultproxy`).
+//! Test support for Iter8: the harness for the real control plane of `scripts/test-cluster`
+//! (`k8s`), the node agent that plays its kubelet (`nodeagent`), and a fault-injecting proxy
+//! for any API server (`faultproxy`).
 
-pub mod cluster;
 pub mod faultproxy;
 pub mod k8s;
 pub mod nodeagent;

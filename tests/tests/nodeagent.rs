@@ -5,8 +5,6 @@
 //! a Job's pods completes and ends their processes, and a pod's process calls the API as
 //! its ServiceAccount with the token at the standard path. Podman mode runs a real
 //! container when podman and an image are present (SKIPPED otherwise).
-//!
-//! Skipped (printed) while `scripts/test-cluster` is the imitation's script.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,15 +34,8 @@ fn podman_image() -> Option<String> {
     ok.then_some(image)
 }
 
-async fn connect() -> Option<Cluster> {
-    // The real control plane's script starts our node agent; the imitation's does not.
-    let script =
-        std::fs::read_to_string(repo_root().join("scripts/test-cluster")).unwrap_or_default();
-    if !script.contains("iter8-node-agent") {
-        println!("SKIPPED: scripts/test-cluster does not start the real control plane with the node agent");
-        return None;
-    }
-    let c = Cluster::connect(UpOptions {
+async fn connect() -> Cluster {
+    Cluster::connect(UpOptions {
         dir: Some(cluster_dir()),
         images: vec![
             format!("{HOST_IMAGE}=@host"),
@@ -54,8 +45,7 @@ async fn connect() -> Option<Cluster> {
         node_agent: Some(env!("CARGO_BIN_EXE_iter8-node-agent").into()),
     })
     .await
-    .expect("test cluster");
-    Some(c)
+    .expect("test cluster")
 }
 
 fn host_container(script: &str) -> Value {
@@ -134,7 +124,7 @@ impl Drop for Down {
 /// One cluster for all scenarios (it takes seconds to start), which run concurrently.
 #[tokio::test]
 async fn node_agent_end_to_end() {
-    let Some(c) = connect().await else { return };
+    let c = connect().await;
     let _down = Down;
     tokio::join!(
         job_exit_0_completes_and_kubectl_logs_shows_its_output(&c),

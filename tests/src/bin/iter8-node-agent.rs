@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use iter8_tests::cluster::parse_image_mapping;
-use iter8_tests::nodeagent::{run, Config};
+use iter8_tests::nodeagent::{parse_image_mapping, run, Config};
 
 /// Registers a Ready Node and runs the pods bound to it as local processes
 /// (image map) or podman containers; serves the kubelet's log endpoint over TLS.

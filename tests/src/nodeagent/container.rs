@@ -14,11 +14,11 @@ use tokio::sync::{watch, Notify};
 
 use super::env::{self, Objects};
 use super::logs::{self, LogWriter};
+use super::podman;
 use super::process::{self, Launch};
 use super::status::{now, PodStatus, State};
 use super::volumes::Prepared;
 use super::{resolve_runtime, Ctx, Runtime};
-use crate::cluster::podman;
 
 /// The status of a pod, shared by its container runners; `changed` wakes the reporter.
 pub struct Shared {

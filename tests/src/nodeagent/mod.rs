@@ -18,8 +18,10 @@
 
 pub mod container;
 pub mod env;
+pub mod images;
 pub mod logs;
 pub mod node;
+pub mod podman;
 pub mod pods;
 pub mod process;
 pub mod server;
@@ -31,8 +33,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cluster::podman::{self, LocalImage};
-use crate::cluster::{resolve_image, ImageMapping, ImageTarget};
+pub use images::{parse_image_mapping, resolve_image, ImageMapping, ImageTarget};
+use podman::LocalImage;
 
 /// Errors of the node agent.
 #[derive(Debug, thiserror::Error)]

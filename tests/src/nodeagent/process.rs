@@ -9,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::logs::LogWriter;
-use crate::cluster::podman::{self, Mount};
+use super::podman::{self, Mount};
 
 /// How a container is started.
 #[derive(Debug, Clone)]

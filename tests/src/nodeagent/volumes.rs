@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::env::{field_value, Objects};
-use crate::cluster::podman::{self, VolumeFiles, VolumePlan, VolumeSource};
+use super::podman::{self, VolumeFiles, VolumePlan, VolumeSource};
 
 /// A projected ServiceAccount token file to keep fresh.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
 use super::container::{self, PodCtx, Shared};
+use super::podman;
 use super::status::{PodStatus, State};
 use super::volumes::{self, Prepared, TokenFile};
 use super::Ctx;
-use crate::cluster::podman;
 
 /// Deletion request for a worker: `Some(grace seconds)` once the pod has a
 /// deletionTimestamp (or is gone: 0).

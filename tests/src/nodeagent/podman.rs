@@ -1,8 +1,8 @@
-//! Podman mode of the Job controller: a pod whose image is in local podman storage runs as
-//! a real container (`podman run --runtime runc`, lowered nofile/nproc ulimits, host
-//! network so it reaches this server and test servers on 127.0.0.1), with the pod spec
-//! honoured as a kubelet would where it matters: command/args (the image's entrypoint when
-//! no command is given), env (values resolved by the controller, incl. downward API),
+//! Podman mode of the node agent: a pod whose image is in local podman storage runs as a
+//! real container (`podman run --runtime runc`, lowered nofile/nproc ulimits, host network
+//! so it reaches the API server and test servers on 127.0.0.1), with the pod spec honoured
+//! as a kubelet would where it matters: command/args (the image's entrypoint when no
+//! command is given), env (values resolved by the agent, incl. downward API),
 //! securityContext (user, group, non-root check, read-only root file system, privilege
 //! escalation, capabilities, seccomp), volumes (emptyDir, configMap, secret) and the
 //! ServiceAccount's credentials at `/var/run/secrets/kubernetes.io/serviceaccount`.
