@@ -109,17 +109,6 @@ pub fn check_template(text: &str) -> Result<(), String> {
                         }
                     }
                     ')' => depth = depth.saturating_sub(1),
-                    // gtmpl's lexer steps back one byte, not one character, after it peeks:
-                    // a multi-byte character in an action (outside a quoted string) makes it
-                    // panic on its own thread (found by the fuzz targets). Go itself would
-                    // accept a letter there (a field `.ключ`); `index . "ключ"` reads it.
-                    c if !c.is_ascii() => {
-                        return Err(format!(
-                            "the character {c:?} inside {{{{ }}}} (outside a quoted string) is not \
-                             supported: write non-ASCII names as strings, e.g. \
-                             {{{{ index . \"{c}\" }}}}"
-                        ));
-                    }
                     _ => {}
                 },
             }

@@ -26,6 +26,7 @@ use gtmpl::{Context, Func, Template, Value};
 use gtmpl_value::Number;
 
 mod instrument;
+mod scan;
 mod sprig;
 #[cfg(test)]
 mod tests;
@@ -97,19 +98,16 @@ impl std::io::Write for CappedOutput {
 /// [`super::bounded::run_bounded`].
 ///
 /// gtmpl's lexer (on its own thread) panics on a multi-byte character in an action (found
-/// by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`): [`super::bounded::check_template`]
-/// refuses those first. Should it panic on another text, the parser reports "receiving on a
+/// by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`): [`scan::scan`] refuses those
+/// first. Should it panic on another text, the parser reports "receiving on a
 /// closed channel", which becomes a clear parse error here.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
-    // gtmpl's parser waits forever on some unclosed actions (`{{ .x | f `, found by the
-    // spec fuzz target): refuse them before it sees them.
-    if let Some(line) = unclosed_action_line(text) {
-        return Err(TemplateError::Parse {
-            name: name.to_string(),
-            line: Some(line),
-            message: "unclosed action: a `{{` without its `}}`".into(),
-        });
-    }
+    // Texts gtmpl hangs or panics on (see scan.rs) are refused before it sees them.
+    scan::scan(text).map_err(|e| TemplateError::Parse {
+        name: name.to_string(),
+        line: Some(e.line),
+        message: e.message,
+    })?;
     super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
         name: name.to_string(),
         line: None,
@@ -193,7 +191,7 @@ fn parse_error(name: &str, text: &str, e: &gtmpl::error::ParseError) -> Template
             if let Ok(line) = line.trim().parse::<usize>() {
                 let message = message.trim();
                 let line = if message.contains("unclosed action") {
-                    unclosed_action_line(text).unwrap_or(line)
+                    scan::scan(text).err().map_or(line, |e| e.line)
                 } else {
                     nearest_action_line(text, line)
                 };
@@ -210,15 +208,6 @@ fn parse_error(name: &str, text: &str, e: &gtmpl::error::ParseError) -> Template
         line: guess_line(text, &msg),
         message: msg,
     }
-}
-
-/// The line of the last `{{` that has no `}}` after it.
-fn unclosed_action_line(text: &str) -> Option<usize> {
-    let open = text.rfind("{{")?;
-    if text[open..].contains("}}") {
-        return None;
-    }
-    Some(text[..open].matches('\n').count() + 1)
 }
 
 /// gtmpl sometimes reports the line after the faulty action (it has read the next token):

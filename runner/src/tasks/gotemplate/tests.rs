@@ -270,3 +270,38 @@ fn an_action_left_open_after_a_pipe_is_an_error() {
     let e = render("t", "{{ .Summary | toJson   ", &json!({})).expect_err("unclosed");
     assert!(matches!(e, TemplateError::Parse { .. }), "{e}");
 }
+
+/// Found by the 10-minute fuzz runs: a raw string opened in an action that swallows every
+/// later `}}` (gtmpl's parser waited forever), and a multi-byte character in an action that
+/// sits before a quote our older check took for the action's string. Both are refused with
+/// the line, quickly.
+#[test]
+fn texts_gtmpl_hangs_or_panics_on_are_refused_with_their_line() {
+    let hang = "a\nb {{{{ runs. (`run: x }} y }} z` requ ";
+    let e = render("t", hang, &json!({})).expect_err("unclosed");
+    assert!(
+        matches!(&e, TemplateError::Parse { line: Some(2), message, .. } if message.contains("unclosed action")),
+        "{e}"
+    );
+    let panic = "{{-  - \u{e000}|d \" }} \"%\" }}";
+    let e = render("t", panic, &json!({})).expect_err("refused");
+    assert!(
+        matches!(&e, TemplateError::Parse { message, .. } if message.contains("not supported")),
+        "{e}"
+    );
+    for (text, what) in [
+        ("{{ \"abc }}\n", "unterminated quoted string"),
+        ("{{ 'a }}", "unterminated character constant"),
+        ("x {{ `abc }}", "unterminated raw string"),
+        ("{{/* abc }}", "unclosed comment"),
+    ] {
+        let e = render("t", text, &json!({})).expect_err(text);
+        assert!(
+            matches!(&e, TemplateError::Parse { message, .. } if message.contains(what)),
+            "{text:?}: {e}"
+        );
+    }
+    // Strings, raw strings over lines, comments and trim markers still work.
+    let ok = "{{- /* c }} */ -}} {{ \"}}\" }}{{ `a\n}}` }}{{ 'x' }}";
+    assert_eq!(render("t", ok, &json!({})).expect("renders"), "}}a\n}}120");
+}

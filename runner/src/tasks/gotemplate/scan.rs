@@ -1,0 +1,94 @@
+//! A pre-scan of a template's actions, as gtmpl's lexer will read them, for the texts gtmpl
+//! itself cannot survive (all found by the fuzz targets, inputs kept in `fuzz/seeds/`):
+//! - a lexing error inside an action (an action, string, raw string or character constant
+//!   left open): gtmpl's parser can then wait forever on its lexer's channel (`{{ .x | f `,
+//!   or a raw string that swallows every later `}}`);
+//! - a multi-byte character in an action outside a quoted string: gtmpl's lexer steps back
+//!   one byte, not one character, after peeking, and panics on its own thread.
+//!
+//! Go reads such texts (an unclosed action is an error there too); here each is an error that
+//! names the line and the fix before gtmpl sees the text.
+
+/// Why a template is refused, and the line (1-based) where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Scan `text` the way gtmpl's lexer walks it.
+pub fn scan(text: &str) -> Result<(), ScanError> {
+    let line_at = |pos: usize| text[..pos].matches('\n').count() + 1;
+    let fail = |pos: usize, message: String| {
+        Err(ScanError {
+            line: line_at(pos),
+            message,
+        })
+    };
+    let mut pos = 0;
+    while let Some(found) = text[pos..].find("{{") {
+        let open = pos + found;
+        let mut i = open + 2;
+        // `{{- ` trims the text before; the marker is `-` followed by a space.
+        if text[i..].starts_with("- ") {
+            i += 2;
+        }
+        if text[i..].starts_with("/*") {
+            let start = i + 2;
+            let Some(end) = text[start..].find("*/") else {
+                return fail(open, "unclosed comment: a `{{/*` without its `*/}}`".into());
+            };
+            pos = start + end + 2;
+            continue;
+        }
+        let mut chars = text[i..].char_indices().map(|(k, c)| (i + k, c));
+        loop {
+            let Some((k, c)) = chars.next() else {
+                return fail(open, "unclosed action: a `{{` without its `}}`".into());
+            };
+            match c {
+                '}' if text[k..].starts_with("}}") => {
+                    pos = k + 2;
+                    break;
+                }
+                '"' | '\'' => {
+                    // Quoted: `\` escapes the next character; a newline or the end is an error.
+                    let mut escaped = false;
+                    loop {
+                        match chars.next() {
+                            None | Some((_, '\n')) => {
+                                let what = if c == '"' {
+                                    "quoted string"
+                                } else {
+                                    "character constant"
+                                };
+                                return fail(k, format!("unterminated {what} (a {c} without its closing {c} on the same line)"));
+                            }
+                            Some((_, '\\')) if !escaped => escaped = true,
+                            Some((_, q)) if q == c && !escaped => break,
+                            Some(_) => escaped = false,
+                        }
+                    }
+                }
+                '`' if !chars.any(|(_, q)| q == '`') => {
+                    return fail(
+                        k,
+                        "unterminated raw string (a ` without its closing `)".into(),
+                    );
+                }
+                c if !c.is_ascii() => {
+                    return fail(
+                        k,
+                        format!(
+                            "the character {c:?} inside {{{{ }}}} (outside a quoted string) is \
+                             not supported: write non-ASCII names as strings, e.g. \
+                             {{{{ index . \"{c}\" }}}}"
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
