@@ -236,3 +236,89 @@ fn fail_on_slo_violation_turns_a_violated_slo_into_exit_3() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(result(dir.path()).slos_satisfied());
 }
+
+fn runner_assert(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iter8-runner"));
+    cmd.current_dir(dir)
+        .arg("assert")
+        .args(args)
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run iter8-runner assert")
+}
+
+/// `iter8-runner assert` (the chart's `helm test` pod runs it in the runner image): the
+/// verdict, output and exit codes of `iter8 assert`.
+#[test]
+fn runner_assert_gates_on_the_verdict_as_iter8_assert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = ok_server();
+    let experiment = |limit: &str| {
+        format!(
+            "spec:\n- task: http\n  with:\n    url: http://127.0.0.1:{port}/\n    numRequests: 20\n- task: assess\n  with:\n    SLOs:\n      upper:\n        http/latency-mean: {limit}\n"
+        )
+    };
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let out = runner(dir.path(), &experiment("60000"), &["--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ok = ["-f", "result.yaml", "-c", "completed,nofailure,slos"];
+    let out = runner_assert(dir.path(), &ok, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("all conditions hold: completed, nofailure, slos"),
+        "{}",
+        stdout(&out)
+    );
+    // the chart's runner pods set POD_NAMESPACE and ITER8_RELEASE: no conflict with assert
+    let env = [("POD_NAMESPACE", "ns"), ("ITER8_RELEASE", "r")];
+    let out = runner_assert(dir.path(), &ok, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // a violated SLO: exit 1, naming it; -o json as iter8 assert
+    let out = runner(dir.path(), &experiment("0"), &["--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = runner_assert(dir.path(), &ok, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("condition false: slos"), "{text}");
+    assert!(text.contains("http/latency-mean"), "{text}");
+    let out = runner_assert(
+        dir.path(),
+        &["-f", "result.yaml", "-c", "slos", "-o", "json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json verdict");
+    assert_eq!(
+        (v["ok"].as_bool(), v["exitCode"].as_i64()),
+        (Some(false), Some(1))
+    );
+
+    // usage errors exit 3 as iter8 assert's (2 is a timeout there)
+    let out = runner_assert(dir.path(), &["-f", "result.yaml", "-c", "fast"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("unknown condition \"fast\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = runner_assert(dir.path(), &["-f", "result.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = runner_assert(dir.path(), &["-c", "slos", "-f", "missing.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // a run's own flags and assert do not mix
+    let out = Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args(["--quiet", "assert", "-f", "result.yaml", "-c", "slos"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -8,6 +8,11 @@
 //! `--fail-on-slo-violation` (so a Job fails and `helm install --wait --wait-for-jobs`,
 //! Argo CD or Flux see it; by default, as in Iter8, SLOs are a verdict in the result, not a
 //! failure); 4 the result could not be stored (it is logged whole instead).
+//!
+//! `iter8-runner assert` checks a result as `iter8 assert` does (same arguments, output and
+//! exit codes: 0 every condition holds, 1 one is false, 2 `--timeout` passed, 3 usage or read
+//! error), so the runner image, which has no other binary, gates on a verdict: the chart's
+//! `helm test` pod runs it. Reading a release needs only `get` on its Secret.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -16,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use iter8::dist::local::Children;
 use iter8::dist::rendezvous::SecretRendezvous;
 use iter8::dist::worker::WorkerOutcome;
@@ -33,6 +38,8 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_SLOS: u8 = 3;
 const EXIT_NOT_STORED: u8 = 4;
+/// `iter8-runner assert`: usage errors, as `iter8 assert`.
+const EXIT_ASSERT_USAGE: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -45,8 +52,16 @@ enum LogFormat {
 /// Run an Iter8 experiment: the tasks of `spec:` in order; the result is written after
 /// every task.
 #[derive(Parser, Debug)]
-#[command(name = "iter8-runner", version, long_version = iter8::LONG_VERSION, about)]
+#[command(
+    name = "iter8-runner",
+    version,
+    long_version = iter8::LONG_VERSION,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Opts {
+    #[command(subcommand)]
+    command: Option<RunnerCommand>,
     /// The experiment file (YAML with a top-level `spec:` task list).
     #[arg(short = 'f', long = "file", default_value = "experiment.yaml")]
     file: PathBuf,
@@ -116,6 +131,14 @@ struct Opts {
 /// Most workers one run may have (the chart's schema says the same).
 const MAX_WORKERS: u32 = 100;
 
+#[derive(Subcommand, Debug)]
+enum RunnerCommand {
+    /// Check conditions on an experiment's result, as `iter8 assert` (the chart's `helm test`
+    /// runs it); exit 0 when all hold, 1 when one is false, 2 when --timeout passed first, 3
+    /// on usage or read errors. The verdict counts as final once the result's loop is over.
+    Assert(iter8::cli::AssertArgs),
+}
+
 impl Opts {
     /// The Pushgateway target: namespace and release of the experiment (empty: from the
     /// experiment's metadata).
@@ -130,7 +153,32 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match Opts::try_parse() {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // `assert` keeps iter8 assert's code for usage errors (2 means a timeout there)
+            let assert = std::env::args_os().nth(1).is_some_and(|a| a == "assert");
+            return ExitCode::from(if assert {
+                EXIT_ASSERT_USAGE
+            } else {
+                EXIT_USAGE
+            });
+        }
+    };
+    if let Some(RunnerCommand::Assert(args)) = &opts.command {
+        // No async runtime here: the reader runs its own.
+        let code = iter8::cli::assert_with(
+            args,
+            &iter8::cli::SecretOnlyReader,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILED));
+    }
     let tty = std::io::stderr().is_terminal();
     let show_progress = tty && !opts.quiet;
     init_logging(&opts, tty, show_progress);

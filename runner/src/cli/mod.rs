@@ -32,7 +32,7 @@ pub use log::LogArgs;
 pub use report_cmd::ReportArgs;
 pub use source::{
     parse_result, read_result_file, ClusterReader, FileReader, ReadError, ReleaseRef, ResultReader,
-    ResultSource, SourceArgs,
+    ResultSource, SecretOnlyReader, SourceArgs,
 };
 
 /// All conditions hold (or the command succeeded).
@@ -210,6 +210,26 @@ pub fn run_with(
         Command::Completion(a) => completion_cmd(a, out),
     };
     match outcome {
+        Ok(code) => code,
+        Err(e) if e.is_closed_pipe() => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// `assert` alone, for `iter8-runner assert` (the runner image's verdict check, used by the
+/// chart's `helm test` pod): the same arguments, output and exit codes as `iter8 assert`,
+/// reading through `reader` (the runner passes [`SecretOnlyReader`]). Linking only this, not
+/// [`run_with`], keeps the report renderers and completion out of the runner binary.
+pub fn assert_with(
+    args: &AssertArgs,
+    reader: &dyn ResultReader,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    match assert::assert_cmd(args, reader, out) {
         Ok(code) => code,
         Err(e) if e.is_closed_pipe() => EXIT_OK,
         Err(e) => {

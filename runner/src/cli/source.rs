@@ -243,6 +243,19 @@ impl ResultReader for ClusterReader {
     }
 }
 
+/// Reads like [`ClusterReader`], but judges whether a verdict can still change from the
+/// result alone (its loop completed or failed), so reading a release needs nothing but `get`
+/// on its Secret: what `iter8-runner assert` uses in the chart's `helm test` pod, whose Role
+/// allows no more (no listing of Jobs and CronJobs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SecretOnlyReader;
+
+impl ResultReader for SecretOnlyReader {
+    fn read(&self, source: &ResultSource) -> Result<Option<ExperimentResult>, ReadError> {
+        ClusterReader.read(source)
+    }
+}
+
 /// A client and the namespace to use (`-n`, else the kubeconfig context's).
 pub(super) async fn cluster_client(
     kubeconfig: Option<&PathBuf>,
