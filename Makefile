@@ -14,7 +14,7 @@ CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo do
 MUSL_TARGET := x86_64-unknown-linux-musl
 KIND_CLUSTER ?= iter8
 
-.PHONY: all build demo test test-only setup lint fmt bench fuzz image image-check kind-up kind-down kind-e2e schemas snapshot
+.PHONY: all build demo test test-only setup lint fmt bench fuzz image image-check kind-up kind-down kind-e2e schemas snapshot chart-docs
 
 all: build
 
@@ -41,6 +41,8 @@ lint:
 	bash scripts/cargo-machete
 	@# the workflows, and action.yml through the workflow that uses it
 	"$$(bash scripts/tools path actionlint)" .github/workflows/*.yaml
+	@# the chart's README is what helm-docs generates from values.yaml (scripts/chart-docs)
+	bash scripts/chart-docs --check
 
 fmt:
 	$(CARGO) fmt --all
@@ -57,6 +59,10 @@ fuzz:
 # Re-render the chart's committed snapshots (tests/chart/snapshots) from charts/iter8/ci.
 snapshot:
 	bash scripts/chart-snapshot
+
+# Regenerate charts/iter8/README.md from values.yaml and README.md.gotmpl (helm-docs).
+chart-docs:
+	bash scripts/chart-docs
 
 # The runner image: a static musl binary built on the host, on `FROM scratch` (no base image
 # to pull). Needs the musl target (rustup target add x86_64-unknown-linux-musl) and musl-gcc

@@ -280,7 +280,7 @@ def test_secret_mounts_are_read_only_secret_volumes_and_env_from_secret_key_ref(
 
 def test_no_secret_values_render_no_extra_volumes_or_env():
     pod = one(render(HTTP), "Job")["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "kube-api-access"]
     assert [e["name"] for e in pod["containers"][0]["env"]] == ["POD_NAMESPACE", "POD_NAME", "ITER8_RELEASE", "ITER8_REVISION", "RUST_LOG"]
 
 
@@ -479,12 +479,6 @@ def test_ready_role_reads_just_the_named_targets_in_their_namespace():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hello-iter8", "namespace": "default"}]
     # the Secret rule is unchanged
     assert one(objs, "Role", "hello-iter8")["rules"][0]["resourceNames"] == ["hello"]
-
-
-def test_service_account_name_disables_rbac():
-    objs = render({**HTTP, "tasks": ["ready", "http"], "ready": {"deploy": "x"}, "serviceAccountName": "mine"})
-    assert not find(objs, "Role") and not find(objs, "RoleBinding") and not find(objs, "ServiceAccount")
-    assert one(objs, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
 
 
 def test_pod_is_restricted_and_runs_the_runner_directly():

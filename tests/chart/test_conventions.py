@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from chartlib import find, one, render
+from chartlib import CHART, find, one, render
 
 HTTP = {"tasks": ["http"], "http": {"url": "http://127.0.0.1:8080/get"}}
 
@@ -136,7 +136,7 @@ def test_existing_service_account_is_used_and_bound_by_the_charts_roles(runner, 
         "serviceAccount": {"create": False, "name": "platform-runner", "annotations": {"a": "b"}},
     }
     objs = render(values, namespace="team")
-    assert not find(objs, "ServiceAccount")
+    assert [o["metadata"]["name"] for o in find(objs, "ServiceAccount")] == ["hello-iter8-test"]  # helm test's
     assert _pod(one(objs, kind))["spec"]["serviceAccountName"] == "platform-runner"
     subject = [{"kind": "ServiceAccount", "name": "platform-runner", "namespace": "team"}]
     assert one(objs, "RoleBinding", "hello-iter8")["subjects"] == subject
@@ -169,6 +169,16 @@ def test_existing_service_account_is_used_and_bound_by_the_charts_roles(runner, 
 def test_service_account_and_label_mistakes_fail_with_the_fix(values, message):
     err = render_error({**HTTP, **values})
     assert message in err, err
+
+
+def test_service_account_name_brings_its_own_permissions():
+    objs = render({**HTTP, "tasks": ["ready", "http"], "ready": {"deploy": "x"}, "serviceAccountName": "mine"})
+    runner_rbac = [
+        o for o in objs
+        if o["kind"] in ("Role", "RoleBinding", "ServiceAccount") and o["metadata"]["name"] != "hello-iter8-test"
+    ]
+    assert runner_rbac == []
+    assert one(objs, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
 
 
 def test_runner_none_needs_no_service_account():
@@ -218,3 +228,191 @@ def test_common_labels_are_on_every_object_and_its_pods(values):
         assert pod_labels["team"] == "payments-runner" and pod_labels["cost-center"] == "qa"
         assert pod_labels["app.kubernetes.io/component"] == "runner"
         assert pod_labels["iter8.tools/revision"] == "1"
+
+
+# ---------------------------------------------------------------- helm test
+
+
+def _hooks(objs):
+    return [o for o in objs if (o["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+
+
+def test_helm_test_pod_asserts_the_verdict_with_the_runner_image():
+    objs = render({**HTTP, "image": {"digest": DIGEST}, "imagePullSecrets": [{"name": "regcred"}]}, namespace="team")
+    (pod,) = _hooks(objs)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "hello-iter8-test"
+    assert pod["metadata"]["namespace"] == "team"
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["serviceAccountName"] == "hello-iter8-test"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    (c,) = spec["containers"]
+    # the runner image itself: its entrypoint is iter8-runner, no shell, no other binary
+    assert c["image"] == f"ghcr.io/iter8-rs/iter8-runner@{DIGEST}"
+    assert "command" not in c
+    assert c["args"] == ["assert", "--release", "hello", "--namespace", "team", "--condition", "completed,nofailure,slos"]
+    # restricted, as the runner
+    runner = one(objs, "Job")["spec"]["template"]["spec"]
+    assert spec["securityContext"] == runner["securityContext"]
+    assert c["securityContext"] == runner["containers"][0]["securityContext"]
+
+
+def test_helm_test_reads_only_the_release_secret_as_its_own_account():
+    objs = render({**HTTP, "serviceAccount": {"create": False, "name": "platform"}})
+    sa = one(objs, "ServiceAccount", "hello-iter8-test")
+    assert sa["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    role = one(objs, "Role", "hello-iter8-test")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hello"], "verbs": ["get"]}]
+    binding = one(objs, "RoleBinding", "hello-iter8-test")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hello-iter8-test"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hello-iter8-test", "namespace": "default"}]
+    # the RBAC objects are ordinary release objects (removed by helm uninstall), not hooks
+    assert all(o["kind"] == "Pod" for o in _hooks(objs))
+
+
+def test_helm_test_conditions_timeout_and_switch():
+    values = {**HTTP, "test": {"conditions": ["completed", "comparisons"], "timeout": "2m"}}
+    (pod,) = _hooks(render(values))
+    assert pod["spec"]["containers"][0]["args"][-4:] == ["--condition", "completed,comparisons", "--timeout", "2m"]
+    objs = render({**HTTP, "test": {"enabled": False}})
+    assert not _hooks(objs)
+    assert not [o for o in objs if o["metadata"]["name"] == "hello-iter8-test"]
+    # runner=none: nothing runs, so there is no verdict to test
+    assert [o["kind"] for o in render({**HTTP, "runner": "none"})] == ["Secret"]
+
+
+def test_long_release_names_keep_the_test_names_within_limits():
+    objs = render(HTTP, name="r" * 53)
+    (pod,) = _hooks(objs)
+    assert pod["metadata"]["name"] == "r" * 52 + "-iter8-test"
+    assert len(pod["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"test": {"conditions": ["complete"]}}, "/test/conditions/0"),
+        ({"test": {"conditions": []}}, "/test/conditions"),
+        ({"test": {"timeout": "2 minutes"}}, "/test/timeout"),
+        ({"test": {"enable": True}}, "additional properties 'enable' not allowed"),
+    ],
+)
+def test_helm_test_values_are_checked_by_the_schema(values, where):
+    err = render_error({**HTTP, **values})
+    assert where in err, err
+
+
+# ---------------------------------------------------------------- what policy scanners ask
+
+SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _pod_specs(objs):
+    """Every pod spec of the release: the runner's (Job or CronJob) and the helm test's."""
+    specs = [_pod(o)["spec"] for o in find(objs, "Job") + find(objs, "CronJob")]
+    return specs + [o["spec"] for o in find(objs, "Pod")]
+
+
+@pytest.mark.parametrize("runner", ["job", "cronjob"])
+def test_no_automatic_token_but_an_explicit_projected_expiring_one(runner):
+    objs = render({**HTTP, "runner": runner, "cronjobSchedule": "*/5 * * * *"})
+    for sa in find(objs, "ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is False, sa["metadata"]["name"]
+    specs = _pod_specs(objs)
+    assert len(specs) == 2  # the runner's and the test's
+    for spec in specs:
+        assert spec["automountServiceAccountToken"] is False
+        (vol,) = [v for v in spec["volumes"] if v["name"] == "kube-api-access"]
+        sources = vol["projected"]["sources"]
+        assert sources[0] == {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}
+        assert sources[1] == {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+        assert sources[2] == {
+            "downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}
+        }
+        (c,) = spec["containers"]
+        assert {"name": "kube-api-access", "mountPath": SA_PATH, "readOnly": True} in c["volumeMounts"]
+    # an existing account: its automount setting is the owner's, the pods still opt out
+    objs = render({**HTTP, "serviceAccount": {"create": False, "name": "platform", "tokenExpirationSeconds": 600}})
+    for spec in _pod_specs(objs):
+        assert spec["automountServiceAccountToken"] is False
+        (vol,) = [v for v in spec["volumes"] if v["name"] == "kube-api-access"]
+        assert vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 600
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"serviceAccount": {"tokenExpirationSeconds": 60}}, "/serviceAccount/tokenExpirationSeconds"),
+        ({"serviceAccount": {"tokenExpirationSeconds": "1h"}}, "/serviceAccount/tokenExpirationSeconds"),
+        ({"secretMounts": [{"name": "kube-api-access", "secretName": "s", "mountPath": "/s"}]}, "/secretMounts/0/name"),
+        ({"networkPolicy": {"egress": [{"to": [], "port": 443}]}}, "additional properties 'port' not allowed"),
+        ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
+    ],
+)
+def test_policy_values_are_checked_by_the_schema(values, where):
+    err = render_error({**HTTP, **values})
+    assert where in err, err
+
+
+def test_a_secret_mount_cannot_hide_the_token():
+    err = render_error({**HTTP, "secretMounts": [{"name": "a", "secretName": "s", "mountPath": SA_PATH}]})
+    assert f"secretMounts[0].mountPath: {SA_PATH} is already a mount of the runner" in err, err
+
+
+def test_network_policy_no_ingress_and_all_egress_by_default():
+    objs = render(HTTP)
+    np = one(objs, "NetworkPolicy", "hello-iter8")
+    assert np["metadata"]["labels"]["app.kubernetes.io/instance"] == "hello"
+    spec = np["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "iter8", "app.kubernetes.io/instance": "hello"}}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in spec  # Ingress listed without rules: nothing may connect
+    assert spec["egress"] == [{}]  # every destination
+    # the selector picks the runner's and the test's pods
+    for pod in [_pod(one(objs, "Job")), one(objs, "Pod")]:
+        labels = pod["metadata"]["labels"]
+        assert all(labels[k] == v for k, v in spec["podSelector"]["matchLabels"].items())
+
+
+def test_network_policy_restricted_egress_keeps_dns_unless_told():
+    api = [{"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"port": 443, "protocol": "TCP"}]}]
+    dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    spec = one(render({**HTTP, "networkPolicy": {"egress": api}}), "NetworkPolicy")["spec"]
+    assert spec["egress"] == [dns, *api]
+    spec = one(render({**HTTP, "networkPolicy": {"egress": api, "allowDNS": False}}), "NetworkPolicy")["spec"]
+    assert spec["egress"] == api
+    assert not find(render({**HTTP, "networkPolicy": {"enabled": False}}), "NetworkPolicy")
+    assert not find(render({**HTTP, "runner": "none"}), "NetworkPolicy")
+
+
+# ---------------------------------------------------------------- Chart.yaml for Artifact Hub
+
+
+def test_chart_metadata_for_artifact_hub_follows_the_chart():
+    import tomllib
+
+    import yaml
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    cargo = tomllib.loads((CHART.parents[1] / "Cargo.toml").read_text())
+    assert chart["maintainers"] and all(m["name"] for m in chart["maintainers"])
+    # the icon is a file of this repository, at the URL's path on its main branch
+    prefix = "https://raw.githubusercontent.com/iter8-rs/iter8/main/"
+    assert chart["icon"].startswith(prefix)
+    assert (CHART.parents[1] / chart["icon"][len(prefix):]).is_file()
+    a = chart["annotations"]
+    assert a["artifacthub.io/license"] == cargo["workspace"]["package"]["license"]
+    (image,) = yaml.safe_load(a["artifacthub.io/images"])
+    assert image["image"] == f"{values['image']['repository']}:{chart['appVersion']}"
+    assert image["platforms"] == ["linux/amd64", "linux/arm64"]  # what the release workflow builds
+    changes = yaml.safe_load(a["artifacthub.io/changes"])
+    assert changes and {c["kind"] for c in changes} <= {"added", "changed", "deprecated", "removed", "fixed", "security"}
+    links = yaml.safe_load(a["artifacthub.io/links"])
+    assert all(link["url"].startswith("https://") for link in links)
+    # the README Artifact Hub shows is the generated one (scripts/chart-docs --check in make lint)
+    readme = (CHART / "README.md").read_text()
+    assert "helm test" in readme and "| serviceAccount.create | bool | `true` |" in readme

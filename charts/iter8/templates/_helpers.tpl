@@ -46,6 +46,48 @@ runner runs, unless serviceAccountName names an account that brings its own perm
 {{- if and (include "iter8.rbacEnabled" .) ((.Values.serviceAccount | default dict).create | default false) }}true{{ end }}
 {{- end }}
 
+{{/* Name of the helm test pod and of its ServiceAccount, Role and RoleBinding. */}}
+{{- define "iter8.testName" -}}
+{{- printf "%s-iter8-test" (.Release.Name | trunc 52 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Whether the chart renders the helm test pod and its RBAC ("true" or ""). */}}
+{{- define "iter8.testEnabled" -}}
+{{- if and (ne .Values.runner "none") ((.Values.test | default dict).enabled) }}true{{ end }}
+{{- end }}
+
+{{/* The API access of the runner and test pods, mounted explicitly (the pods set
+automountServiceAccountToken: false, as policy scanners ask): a projected ServiceAccount token
+(audience: the API server's; expires after serviceAccount.tokenExpirationSeconds, renewed by
+the kubelet), the cluster CA (ConfigMap kube-root-ca.crt) and the namespace, at the path
+in-cluster clients read: what the API server's own kube-api-access volume holds. */}}
+{{- define "iter8.apiAccessVolume" -}}
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: {{ int ((.Values.serviceAccount).tokenExpirationSeconds | default 3600) }}
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                apiVersion: v1
+                fieldPath: metadata.namespace
+{{- end }}
+
+{{- define "iter8.apiAccessMount" -}}
+- name: kube-api-access
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end }}
+
 {{/* Job name: <release>-<revision>-job (63 chars at most). */}}
 {{- define "iter8.jobName" -}}
 {{- $suffix := printf "-%d-job" (int .Release.Revision) }}
@@ -143,13 +185,13 @@ iter8.tools/revision: {{ .Release.Revision | quote }}
 {{- $envNames = append $envNames $e.name }}
 {{- end }}
 {{- $mountNames := list }}
-{{- $mountPaths := list "/tmp" }}
+{{- $mountPaths := list "/tmp" "/var/run/secrets/kubernetes.io/serviceaccount" }}
 {{- range $i, $m := .Values.secretMounts }}
 {{- if has $m.name $mountNames }}
 {{- fail (printf "secretMounts[%d].name: %s is already used by an earlier secretMounts entry; give each mount its own name" $i $m.name) }}
 {{- end }}
 {{- if has (trimSuffix "/" $m.mountPath) $mountPaths }}
-{{- fail (printf "secretMounts[%d].mountPath: %s is already a mount of the runner (/tmp or an earlier secretMounts entry); choose another directory" $i $m.mountPath) }}
+{{- fail (printf "secretMounts[%d].mountPath: %s is already a mount of the runner (/tmp, the ServiceAccount token's directory or an earlier secretMounts entry); choose another directory" $i $m.mountPath) }}
 {{- end }}
 {{- $mountNames = append $mountNames $m.name }}
 {{- $mountPaths = append $mountPaths (trimSuffix "/" $m.mountPath) }}

@@ -11,7 +11,8 @@ metadata:
     {{- end }}
 spec:
   serviceAccountName: {{ include "iter8.serviceAccountName" . }}
-  automountServiceAccountToken: true
+  # the token is mounted explicitly (kube-api-access below): projected, expiring, audience-bound
+  automountServiceAccountToken: false
   restartPolicy: Never
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
@@ -95,6 +96,7 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- include "iter8.apiAccessMount" . | nindent 8 }}
         {{- range .Values.secretMounts }}
         - name: {{ .name | quote }}
           mountPath: {{ .mountPath | quote }}
@@ -104,6 +106,7 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- include "iter8.apiAccessVolume" . | nindent 4 }}
     {{- range .Values.secretMounts }}
     - name: {{ .name | quote }}
       secret:
