@@ -17,6 +17,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod helm_test;
 mod lifecycle;
 mod loops;
 mod ready;
@@ -54,6 +55,7 @@ async fn chart_end_to_end_on_the_real_control_plane() {
     let _down = c.down_on_drop();
     tokio::join!(
         lifecycle::tutorial_install_assert_upgrade_uninstall_and_rbac(&c),
+        helm_test::helm_test_gates_on_the_verdict_reading_only_the_release_secret(&c),
         lifecycle::install_upgrade_uninstall_with_helm3(&c),
         loops::cronjob_loops_from_kubectl_accumulate_in_one_result(&c),
         loops::a_cronjob_schedule_fires_and_uninstall_collects_its_jobs(&c),
@@ -172,6 +174,7 @@ pub async fn leftovers(c: &Cluster, ns: &str, release: &str) -> Vec<String> {
         ("rbac.authorization.k8s.io", "v1", "rolebindings"),
         ("batch", "v1", "jobs"),
         ("batch", "v1", "cronjobs"),
+        ("networking.k8s.io", "v1", "networkpolicies"),
     ];
     for (group, version, plural) in kinds {
         let ar = ApiResource {
