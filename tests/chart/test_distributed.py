@@ -3,17 +3,16 @@ the load, with the same least-privilege Role."""
 
 from __future__ import annotations
 
-import helm_python as helm
 import pytest
 
-from chartlib import find, one, render, set_values
+from chartlib import HelmError, find, one, render, set_values
 
 HTTP = {"tasks": ["http"], "http": {"url": "http://127.0.0.1:8080/get", "connections": 6}}
 CHART_ENV = {"ITER8_LOAD_WORKERS", "ITER8_LOAD_WORKERS_TIMEOUT", "ITER8_JOB_NAME"}
 
 
 def render_error(values) -> str:
-    with pytest.raises(helm.HelmError) as e:
+    with pytest.raises(HelmError) as e:
         render(values)
     return str(e.value)
 
