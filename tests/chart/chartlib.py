@@ -1,6 +1,6 @@
 """Render charts/iter8 with the real helm binary (v4 from scripts/tools, or $HELM).
 
-Revision 1 is `helm install --dry-run=client -o json` (the manifest and the NOTES, as
+Revision 1 is `helm install --dry-run=client -o json` (the manifest and the hooks, as
 `helm template` renders them, plus NOTES.txt, which `helm template` does not print). Revision
 N > 1 is `helm upgrade --dry-run=client -o json` over a release of revision N-1 preloaded in
 helm's memory storage driver (HELM_DRIVER=memory, HELM_MEMORY_DRIVER_DATA); an upgrade asks
@@ -178,6 +178,11 @@ def render_raw(
     rel = json.loads(out)
     assert rel["version"] == revision, rel["version"]
     rendered = _split_manifest(rel.get("manifest", ""))
+    # hooks (the `helm test` pod) are kept apart from the manifest; `helm template` prints them
+    for hook in sorted(rel.get("hooks") or [], key=lambda h: (h["path"], h["name"])):
+        text = hook["manifest"].strip()
+        before = rendered.get(hook["path"])
+        rendered[hook["path"]] = (before + "---\n" if before else "") + text + "\n"
     notes = rel.get("info", {}).get("notes", "")
     if notes:
         rendered[NOTES] = notes
