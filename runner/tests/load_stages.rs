@@ -175,3 +175,49 @@ async fn stages_conflict_with_qps_num_requests_and_duration() {
         .to_string();
     assert!(e.contains("rate"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_shared_by_three_worker_processes_merge_to_the_one_schedule() {
+    let (base, served) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("experiment.yaml"),
+        format!(
+            "spec:\n- task: http\n  with:\n    url: {base}/\n    connections: 6\n    stages:\n    \
+             - {{duration: 1s, qps: 30}}\n    - {{duration: 1s, qps: 90, ramp: true}}\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "experiment.yaml",
+            "-o",
+            "result.yaml",
+            "--quiet",
+            "--workers",
+            "3",
+        ])
+        .env_remove("ITER8_LOAD_WORKERS")
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let text = std::fs::read_to_string(dir.path().join("result.yaml")).unwrap();
+    let r = iter8::model::result::parse_result(&text).unwrap();
+    let ins = r.insights.unwrap();
+    // 30 in the first stage, (30 + 90) / 2 = 60 in the ramp, over the three processes
+    let stages = &ins.load["http"].stages;
+    assert_eq!(
+        stages.iter().map(|s| s.requests).collect::<Vec<_>>(),
+        [30, 60],
+        "{log}"
+    );
+    assert_eq!(ins.latest(0, "http/request-count"), Some(90.0));
+    assert_eq!(served.load(Ordering::SeqCst), 90);
+    assert!(stages
+        .iter()
+        .all(|s| s.histogram.as_ref().map(|h| h.count) == Some(s.requests)));
+}

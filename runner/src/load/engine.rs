@@ -302,7 +302,8 @@ impl<S: RequestSender> Phase<'_, S> {
             let k = tickets.fetch_add(1, Ordering::Relaxed);
             let mut stage = 0;
             let (t0, lag) = if let Some(schedule) = self.schedule {
-                let Some((i, offset)) = schedule.due(k, &mut cursor) else {
+                let g = self.plan.tickets.global(k);
+                let Some((i, offset)) = schedule.due(g, &mut cursor) else {
                     break;
                 };
                 stage = i;

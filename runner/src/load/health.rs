@@ -45,7 +45,7 @@ impl CgroupCpu {
         }
     }
 
-    fn minus(&self, earlier: &CgroupCpu) -> CgroupCpu {
+    pub(super) fn minus(&self, earlier: &CgroupCpu) -> CgroupCpu {
         CgroupCpu {
             periods: self.periods.saturating_sub(earlier.periods),
             throttled_periods: self

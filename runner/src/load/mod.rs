@@ -227,6 +227,32 @@ pub struct LoadPlan {
     /// Stages of the measured phase (see [`schedule`]): when given, they replace `qps` and
     /// `stop` for the measured phase (the warmup keeps `qps`).
     pub stages: Vec<LoadStage>,
+    /// With stages: which tickets of the schedule this process sends (all by default; one
+    /// of N load workers sends every N-th, see [`split`]).
+    pub tickets: TicketShare,
+}
+
+/// The tickets `first, first + step, first + 2 step, ...` of a staged schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TicketShare {
+    pub first: u64,
+    /// At least 1.
+    pub step: u64,
+}
+
+impl Default for TicketShare {
+    fn default() -> Self {
+        TicketShare { first: 0, step: 1 }
+    }
+}
+
+impl TicketShare {
+    /// The schedule's ticket of this process's `k`-th request.
+    #[inline]
+    pub fn global(&self, k: u64) -> u64 {
+        self.first
+            .saturating_add(k.saturating_mul(self.step.max(1)))
+    }
 }
 
 impl LoadPlan {
@@ -240,6 +266,7 @@ impl LoadPlan {
             timeout: Duration::from_secs(3),
             threads: 0,
             stages: Vec::new(),
+            tickets: TicketShare::default(),
         }
     }
 

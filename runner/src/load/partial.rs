@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorKind, LatencyStats, LoadReport, GRID_LEN};
+use super::health::{CgroupCpu, GeneratorReport};
+use super::schedule::Segment;
+use super::{ErrorKind, LagStats, LatencyStats, LoadReport, StageReport, GRID_LEN};
 
 /// The latency statistics of a [`LatencyStats`], exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +35,7 @@ pub struct PartialLatency {
 
 /// What one worker measured in one load phase, with when it ran (wall clock), so that
 /// the merged run's span covers every worker's.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartialReport {
     pub requests: u64,
@@ -45,6 +47,139 @@ pub struct PartialReport {
     pub start_unix_ns: u128,
     /// Nanoseconds since the Unix epoch when the measured phase ended.
     pub end_unix_ns: u128,
+    /// Per stage of a staged load (the worker's share of each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<PartialStage>,
+    /// Schedule lag (fixed rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<PartialLag>,
+    /// The worker's CPU and its cgroup's throttling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<PartialGenerator>,
+}
+
+/// One stage of a worker's share of a staged load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialStage {
+    /// The stage on the one schedule every worker shares (first ticket, tickets, start and
+    /// length in seconds, rates).
+    pub first: u64,
+    pub tickets: u64,
+    pub start: f64,
+    pub duration: f64,
+    pub from_qps: f64,
+    pub to_qps: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: PartialLatency,
+    pub statuses: BTreeMap<u16, u64>,
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    pub elapsed_ns: u64,
+    pub lag: PartialLag,
+}
+
+/// [`LagStats`] exactly: the HDR histogram's recorded (value, count) pairs and the counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialLag {
+    pub hdr: Vec<(u64, u64)>,
+    pub count: u64,
+    pub late: u64,
+    pub max_ns: u64,
+}
+
+/// [`GeneratorReport`] of one worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialGenerator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
+    /// Cgroup CPU periods, throttled periods, nanoseconds throttled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling: Option<(u64, u64, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<f64>,
+    pub cpus: usize,
+}
+
+impl LagStats {
+    fn to_partial(&self) -> PartialLag {
+        PartialLag {
+            hdr: self
+                .hdr
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+            count: self.count,
+            late: self.late,
+            max_ns: self.max_ns,
+        }
+    }
+
+    fn from_partial(p: &PartialLag) -> Self {
+        let mut s = LagStats::new();
+        for (value, count) in &p.hdr {
+            s.hdr.saturating_record_n(*value, *count);
+        }
+        s.count = p.count;
+        s.late = p.late;
+        s.max_ns = p.max_ns;
+        s
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl GeneratorReport {
+    fn to_partial(&self) -> PartialGenerator {
+        PartialGenerator {
+            cpu_ns: self.cpu.map(nanos),
+            throttling: self
+                .throttling
+                .map(|t| (t.periods, t.throttled_periods, nanos(t.throttled))),
+            cpu_limit: self.cpu_limit,
+            cpus: self.cpus,
+        }
+    }
+
+    /// Add a worker's: CPU time and throttling counters add, and so do the CPUs and limits
+    /// (the workers run side by side).
+    fn add_partial(&mut self, p: &PartialGenerator, first: bool) {
+        let add = |a: Option<u64>, b: Option<u64>, first: bool| match (a, b) {
+            (_, None) => None,
+            (None, Some(b)) if first => Some(b),
+            (None, Some(_)) => None,
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+        };
+        self.cpu = add(self.cpu.map(nanos), p.cpu_ns, first).map(Duration::from_nanos);
+        let t = p
+            .throttling
+            .map(|(periods, throttled_periods, ns)| CgroupCpu {
+                periods,
+                throttled_periods,
+                throttled: Duration::from_nanos(ns),
+            });
+        self.throttling = match (self.throttling, t) {
+            (_, None) => None,
+            (None, Some(t)) if first => Some(t),
+            (None, Some(_)) => None,
+            (Some(a), Some(b)) => Some(CgroupCpu {
+                periods: a.periods + b.periods,
+                throttled_periods: a.throttled_periods + b.throttled_periods,
+                throttled: a.throttled + b.throttled,
+            }),
+        };
+        self.cpu_limit = match (self.cpu_limit, p.cpu_limit) {
+            (_, None) => None,
+            (None, Some(l)) if first => Some(l),
+            (None, Some(_)) => None,
+            (Some(a), Some(b)) => Some(a + b),
+        };
+        self.cpus += p.cpus;
+    }
 }
 
 /// A partial report that cannot be read back.
@@ -151,6 +286,27 @@ impl LoadReport {
             error_kinds: self.error_kinds.clone(),
             start_unix_ns: end.saturating_sub(self.elapsed.as_nanos()),
             end_unix_ns: end,
+            stages: self
+                .stages
+                .iter()
+                .map(|st| PartialStage {
+                    first: st.planned.first,
+                    tickets: st.planned.tickets,
+                    start: st.planned.start,
+                    duration: st.planned.duration,
+                    from_qps: st.planned.from_qps,
+                    to_qps: st.planned.to_qps,
+                    requests: st.requests,
+                    errors: st.errors,
+                    latency: st.latency.to_partial(),
+                    statuses: st.statuses.clone(),
+                    error_kinds: st.error_kinds.clone(),
+                    elapsed_ns: nanos(st.elapsed),
+                    lag: st.lag.to_partial(),
+                })
+                .collect(),
+            lag: (self.lag.count() > 0).then(|| self.lag.to_partial()),
+            generator: Some(self.generator.to_partial()),
         }
     }
 
@@ -161,7 +317,53 @@ impl LoadReport {
     ) -> Result<LoadReport, PartialError> {
         let mut report = LoadReport::default();
         let mut span: Option<(u128, u128)> = None;
-        for p in parts {
+        for (i, p) in parts.into_iter().enumerate() {
+            if let Some(l) = &p.lag {
+                report.lag.merge(&LagStats::from_partial(l));
+            }
+            if let Some(g) = &p.generator {
+                report.generator.add_partial(g, i == 0);
+            } else {
+                report.generator = GeneratorReport::default();
+            }
+            if i == 0 {
+                report.stages = p
+                    .stages
+                    .iter()
+                    .map(|st| {
+                        StageReport::new(Segment {
+                            first: st.first,
+                            tickets: st.tickets,
+                            start: st.start,
+                            duration: st.duration,
+                            from_qps: st.from_qps,
+                            to_qps: st.to_qps,
+                        })
+                    })
+                    .collect();
+            } else if p.stages.len() != report.stages.len() {
+                return Err(invalid(
+                    "stages",
+                    format!(
+                        "{} stages where the first worker had {}",
+                        p.stages.len(),
+                        report.stages.len()
+                    ),
+                ));
+            }
+            for (st, ps) in report.stages.iter_mut().zip(&p.stages) {
+                st.requests += ps.requests;
+                st.errors += ps.errors;
+                st.latency.merge(&LatencyStats::from_partial(&ps.latency)?);
+                st.lag.merge(&LagStats::from_partial(&ps.lag));
+                for (code, n) in &ps.statuses {
+                    *st.statuses.entry(*code).or_default() += n;
+                }
+                for (kind, n) in &ps.error_kinds {
+                    *st.error_kinds.entry(*kind).or_default() += n;
+                }
+                st.elapsed = st.elapsed.max(Duration::from_nanos(ps.elapsed_ns));
+            }
             report.requests += p.requests;
             report.errors += p.errors;
             report

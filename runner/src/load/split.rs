@@ -7,6 +7,9 @@
 //!   `i, i + n, i + 2n, ...` of the one-worker schedule (ticket `k` due at `k / qps`), so the
 //!   union of all workers' schedules is the schedule one worker would run, and the request
 //!   counts of a count-bound run are those of the integer split above.
+//! - Stages: every worker runs the whole staged schedule from the common start and sends
+//!   the tickets `i, i + n, i + 2n, ...` of it ([`TicketShare`]), so every stage's tickets
+//!   are sent exactly once over the workers, each at its due time.
 //! - Durations: every worker stops at the same moment, so at a fixed rate worker `i` (which
 //!   starts `i / qps` later) runs `duration - i / qps`, and the workers send exactly the
 //!   tickets due before the duration, as one worker would. Max rate (`qps <= 0`) stays max
@@ -14,7 +17,7 @@
 
 use std::time::Duration;
 
-use super::{LoadPlan, Stop};
+use super::{LoadPlan, Stop, TicketShare};
 
 /// Worker `index`'s part of `total` over `workers` (remainder over the first workers).
 /// `workers` is at least 1; `index < workers`.
@@ -47,12 +50,6 @@ pub fn split_plan(plan: &LoadPlan, workers: u32, index: u32) -> Result<Share, St
             start_offset: Duration::ZERO,
         });
     }
-    if !plan.stages.is_empty() {
-        return Err(format!(
-            "stages: a staged load cannot be shared by {workers} load workers yet; run it with \
-             one worker (one pod), or use qps with numRequests or duration"
-        ));
-    }
     let connections = plan.connections as u64;
     if connections < u64::from(workers) {
         return Err(format!(
@@ -69,7 +66,16 @@ pub fn split_plan(plan: &LoadPlan, workers: u32, index: u32) -> Result<Share, St
     p.stop = split_stop(&plan.stop);
     p.warmup = plan.warmup.as_ref().map(split_stop);
     let mut start_offset = Duration::ZERO;
-    if plan.fixed_rate() {
+    if !plan.stages.is_empty() {
+        // Stages: every worker runs the one schedule from the common start and sends every
+        // n-th of its tickets, so the union is the one-worker schedule, stage by stage; the
+        // warmup runs at 1/n of its rate.
+        p.tickets = TicketShare {
+            first: u64::from(index),
+            step: u64::from(workers),
+        };
+        p.qps = plan.qps / f64::from(workers);
+    } else if plan.fixed_rate() {
         p.qps = plan.qps / f64::from(workers);
         start_offset =
             Duration::try_from_secs_f64(f64::from(index) / plan.qps).unwrap_or(Duration::ZERO);
@@ -86,19 +92,6 @@ pub fn split_plan(plan: &LoadPlan, workers: u32, index: u32) -> Result<Share, St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_staged_plan_is_not_split() {
-        let mut p = LoadPlan::new(10.0, Stop::default(), 4);
-        p.stages = vec![super::super::LoadStage {
-            duration: crate::model::GoDuration(Duration::from_secs(1)),
-            qps: 10.0,
-            ramp: None,
-        }];
-        let e = split_plan(&p, 2, 0).unwrap_err();
-        assert!(e.starts_with("stages: "), "{e}");
-        assert!(split_plan(&p, 1, 0).is_ok());
-    }
 
     #[test]
     fn shares_add_up_exactly_with_the_remainder_first() {

@@ -206,10 +206,10 @@ pub const LATE_AFTER: Duration = Duration::from_millis(10);
 #[derive(Clone, Debug)]
 pub struct LagStats {
     /// Lags in microseconds, 2 significant digits.
-    hdr: hdrhistogram::Histogram<u64>,
-    count: u64,
-    late: u64,
-    max_ns: u64,
+    pub(super) hdr: hdrhistogram::Histogram<u64>,
+    pub(super) count: u64,
+    pub(super) late: u64,
+    pub(super) max_ns: u64,
 }
 
 impl Default for LagStats {

@@ -265,3 +265,69 @@ async fn a_schedule_that_falls_behind_is_measured_as_lag() {
     assert_eq!(r.lag.count(), 0);
     assert!(r.generator.cpu.is_some());
 }
+
+#[tokio::test]
+async fn a_staged_load_split_over_workers_merges_to_the_one_worker_schedule() {
+    let mut plan = LoadPlan::new(200.0, Stop::default(), 6);
+    plan.stages = vec![
+        stage(300, 200.0, false),
+        stage(200, 400.0, true),
+        stage(100, 100.0, false),
+    ];
+    plan.warmup = Some(Stop::count(9));
+    let shares: Vec<_> = (0..3)
+        .map(|i| split::split_plan(&plan, 3, i).unwrap())
+        .collect();
+    assert!(shares.iter().all(|s| s.start_offset.is_zero()));
+    assert_eq!(
+        shares.iter().map(|s| s.plan.tickets).collect::<Vec<_>>(),
+        (0..3)
+            .map(|i| TicketShare { first: i, step: 3 })
+            .collect::<Vec<_>>()
+    );
+    let runs = shares
+        .iter()
+        .map(|s| run_load(&s.plan, fake(0, Duration::ZERO), None));
+    let reports: Vec<LoadReport> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    // tickets 0..130 dealt round robin: 44, 43, 43
+    assert_eq!(
+        reports.iter().map(|r| r.requests).collect::<Vec<_>>(),
+        [44, 43, 43]
+    );
+    let end = std::time::SystemTime::now();
+    let parts: Vec<_> = reports.iter().map(|r| r.to_partial(end)).collect();
+    // through JSON, as the workers store them
+    let parts: Vec<partial::PartialReport> = parts
+        .iter()
+        .map(|p| serde_json::from_str(&serde_json::to_string(p).unwrap()).unwrap())
+        .collect();
+    let merged = LoadReport::merge_partials(&parts).unwrap();
+    assert_eq!(
+        merged.stages.iter().map(|s| s.requests).collect::<Vec<_>>(),
+        [60, 60, 10]
+    );
+    assert_eq!(
+        merged.stages.iter().map(|s| s.planned).collect::<Vec<_>>(),
+        reports[0]
+            .stages
+            .iter()
+            .map(|s| s.planned)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(merged.requests, 130);
+    assert_eq!(
+        merged.stages.iter().map(|s| s.latency.count()).sum::<u64>(),
+        130
+    );
+    assert_eq!(merged.lag.count(), 130);
+    let cpu: Duration = reports.iter().filter_map(|r| r.generator.cpu).sum();
+    assert_eq!(merged.generator.cpu, Some(cpu));
+    assert_eq!(
+        merged.generator.cpus,
+        reports.iter().map(|r| r.generator.cpus).sum::<usize>()
+    );
+}

@@ -31,7 +31,7 @@ impl Target {
             // reset, counted as DEADLINE_EXCEEDED); the server learns it from grpc-timeout.
             timeout: self.timeout,
             threads: threads_for(self.connections),
-            stages: Vec::new(),
+            ..LoadPlan::new(0.0, Stop::default(), 1)
         }
     }
 }
