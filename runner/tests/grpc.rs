@@ -814,3 +814,37 @@ async fn stages_send_their_scheduled_calls_each() {
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.starts_with("rps: stages set the rate"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_share_the_calls_exactly() {
+    // `iter8-runner --workers 3`: three processes, one merged result.
+    let s = start(Reflection::None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let main = write_protos(dir.path());
+    let exp = format!(
+        "spec:\n- task: grpc\n  with:\n    host: {}\n    call: helloworld.Greeter/SayHello\n    proto: {}\n    data: {{name: alice}}\n    total: 301\n    concurrency: 6\n",
+        s.addr,
+        main.display()
+    );
+    std::fs::write(dir.path().join("e.yaml"), exp).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_iter8-runner"))
+        .current_dir(dir.path())
+        .args(["-f", "e.yaml", "-o", "r.yaml", "--workers", "3"])
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let r: iter8::model::ExperimentResult =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("r.yaml")).unwrap()).unwrap();
+    let i = r.insights.unwrap();
+    assert_eq!(s.calls(), 301);
+    assert_eq!(metric(&i, 0, "grpc/request-count"), 301.0);
+    assert_eq!(metric(&i, 0, "grpc/status-OK"), 301.0);
+    assert_eq!(i.histogram_metric_values[0]["grpc/latency"].count, 301);
+    assert!(
+        err.contains("3 partial results merged: 301 requests"),
+        "{err}"
+    );
+}

@@ -82,7 +82,7 @@ def test_bad_combinations_fail_at_install_naming_the_value(values, message):
     "values, path",
     [
         ({**HTTP, "distributedLoad": {"pods": 0}}, "/distributedLoad/pods"),
-        ({**HTTP, "distributedLoad": {"pods": 101}}, "/distributedLoad/pods"),
+        ({**HTTP, "distributedLoad": {"pods": 51}}, "/distributedLoad/pods"),
         ({**HTTP, "distributedLoad": {"pods": "three"}}, "/distributedLoad/pods"),
         ({**HTTP, "distributedLoad": {"timeout": "5 minutes"}}, "/distributedLoad/timeout"),
         ({**HTTP, "distributedLoad": {"replicas": 3}}, "additional properties 'replicas' not allowed"),

@@ -237,7 +237,7 @@ async fn three_pods_send_exactly_num_requests_and_merge_every_latency(c: &Cluste
     assert_eq!((slow, fast), (151, 150), "{:?}", h.buckets);
     assert!(res.slos_satisfied(), "error-count 0 holds");
 
-    // Pod 0 merged three partial results; each pod wrote only its own key.
+    // Pod 0 merged three partial results, then removed the workers' records.
     let pod0 = pod_of_index(c, &ns, "exact-1-job", "0")
         .await
         .expect("pod 0");
@@ -255,15 +255,13 @@ async fn three_pods_send_exactly_num_requests_and_merge_every_latency(c: &Cluste
         .expect("data")
         .into_keys()
         .collect();
-    for k in [
-        "load-control",
-        "load-worker-1",
-        "load-worker-2",
-        "result.yaml",
-        "experiment.yaml",
-    ] {
+    for k in ["load-control", "result.yaml", "experiment.yaml"] {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
+    assert!(
+        !keys.iter().any(|k| k.starts_with("load-worker-")),
+        "the workers' records are removed at the end: {keys:?}"
+    );
     // Least privilege held: every request of the runner's account allowed, and only on
     // the release's Secret.
     let sa_user = format!("system:serviceaccount:{ns}:exact-iter8");

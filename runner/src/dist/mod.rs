@@ -200,10 +200,15 @@ impl Workers {
         .await
     }
 
-    /// Coordinator: the loop is over; waiting workers stop.
+    /// Coordinator: the loop is over; waiting workers stop. The workers' records (merged
+    /// already) are then removed, best effort, so the release's Secret stays small.
     pub async fn end(&self, why: &str) -> Result<(), DistError> {
         self.update_control(|c| c.ended = Some(why.to_string()))
-            .await
+            .await?;
+        if let Err(e) = self.rendezvous.remove_workers(self.count).await {
+            tracing::debug!("the load workers' records stay: {e}");
+        }
+        Ok(())
     }
 
     /// Worker: record why it failed (the coordinator fails the experiment naming it).
@@ -431,6 +436,9 @@ pub async fn run_load<S: RequestSender>(
         let partial = report.to_partial(SystemTime::now());
         workers
             .update_record(|r| {
+                // The coordinator merged the earlier phases before this one could start:
+                // only this phase's partial result is kept (the record stays small).
+                r.partials.clear();
                 r.partials.insert(key.clone(), partial);
             })
             .await

@@ -68,8 +68,13 @@ impl SecretRendezvous {
 
     async fn put(&self, key: &str, json: &[u8]) -> Result<(), DistError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
-        let patch = serde_json::json!({ "data": { key: encoded } });
-        let name = format!("PATCH {} key {key}", self.what);
+        self.patch_data(serde_json::json!({ key: encoded })).await
+    }
+
+    /// One JSON merge patch of `data` (a key set to null is removed).
+    async fn patch_data(&self, data: serde_json::Value) -> Result<(), DistError> {
+        let patch = serde_json::json!({ "data": data });
+        let name = format!("PATCH {} data", self.what);
         let params = PatchParams::default();
         let merge = Patch::Merge(&patch);
         call(&name, &self.retry, || {
@@ -122,6 +127,29 @@ impl Rendezvous {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(DistError::Io(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Remove the records of workers `1..count`.
+    pub async fn remove_workers(&self, count: u32) -> Result<(), DistError> {
+        match self {
+            Rendezvous::Dir(dir) => {
+                for i in 1..count {
+                    let path = dir.join(format!("{}.json", worker_key(i)));
+                    match tokio::fs::remove_file(&path).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(DistError::Io(format!("{}: {e}", path.display()))),
+                    }
+                }
+                Ok(())
+            }
+            Rendezvous::Secret(s) => {
+                let data: serde_json::Map<String, serde_json::Value> = (1..count)
+                    .map(|i| (worker_key(i), serde_json::Value::Null))
+                    .collect();
+                s.patch_data(serde_json::Value::Object(data)).await
+            }
         }
     }
 

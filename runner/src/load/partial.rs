@@ -1,10 +1,11 @@
 //! A [`LoadReport`] as plain data, so that the load of several processes or pods can be
 //! measured apart and merged exactly (see [`crate::dist`]).
 //!
-//! Nothing is approximated: the HDR histogram travels as its recorded (value, count) pairs
-//! (each value is its bucket's highest equivalent value, which records back into the same
-//! bucket), the fixed grid as its non-empty (index, count) pairs, and the moments as
-//! integers (nanoseconds; the 128-bit sums as decimal strings). So merging the partial
+//! Nothing is approximated: the HDR histograms travel in HdrHistogram's own interchange
+//! format (V2, deflate-compressed, base64: about 13 KB for a worker's 200,000 requests of a
+//! realistic latency spread, against 85 KB as JSON (value, count) pairs, so the records of
+//! N workers fit in the release's Secret), the fixed grid as its non-empty (index, count)
+//! pairs, and the moments as integers (nanoseconds; the 128-bit sums as decimal strings). So merging the partial
 //! reports of N workers gives the report one process would have made of all the samples.
 
 use std::collections::BTreeMap;
@@ -20,8 +21,8 @@ use super::{ErrorKind, LagStats, LatencyStats, LoadReport, StageReport, GRID_LEN
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartialLatency {
-    /// HDR histogram (microseconds): `[value, count]` of every recorded bucket.
-    pub hdr: Vec<(u64, u64)>,
+    /// HDR histogram (microseconds): V2 deflate serialization, base64.
+    pub hdr: String,
     /// Fixed grid: `[index, count]` of every non-empty bucket.
     pub grid: Vec<(usize, u64)>,
     pub count: u64,
@@ -79,11 +80,12 @@ pub struct PartialStage {
     pub lag: PartialLag,
 }
 
-/// [`LagStats`] exactly: the HDR histogram's recorded (value, count) pairs and the counters.
+/// [`LagStats`] exactly: the HDR histogram (V2 deflate serialization, base64) and the
+/// counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartialLag {
-    pub hdr: Vec<(u64, u64)>,
+    pub hdr: String,
     pub count: u64,
     pub late: u64,
     pub max_ns: u64,
@@ -106,27 +108,62 @@ pub struct PartialGenerator {
 impl LagStats {
     fn to_partial(&self) -> PartialLag {
         PartialLag {
-            hdr: self
-                .hdr
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect(),
+            hdr: encode_hdr(&self.hdr),
             count: self.count,
             late: self.late,
             max_ns: self.max_ns,
         }
     }
 
-    fn from_partial(p: &PartialLag) -> Self {
+    fn from_partial(p: &PartialLag) -> Result<Self, PartialError> {
         let mut s = LagStats::new();
-        for (value, count) in &p.hdr {
-            s.hdr.saturating_record_n(*value, *count);
+        s.hdr
+            .add(decode_hdr(&p.hdr, "lag.hdr")?)
+            .map_err(|e| invalid("lag.hdr", format!("{e:?}")))?;
+        if s.hdr.len() != p.count || p.late > p.count {
+            return Err(invalid(
+                "lag.count",
+                format!(
+                    "count {} (late {}) disagrees with the histogram ({})",
+                    p.count,
+                    p.late,
+                    s.hdr.len()
+                ),
+            ));
         }
         s.count = p.count;
         s.late = p.late;
         s.max_ns = p.max_ns;
-        s
+        Ok(s)
     }
+}
+
+/// An HDR histogram in the V2 deflate format, base64.
+fn encode_hdr(h: &hdrhistogram::Histogram<u64>) -> String {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail; should it, the empty text reads back as an error.
+    if hdrhistogram::serialization::V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .is_err()
+    {
+        bytes.clear();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode_hdr(
+    text: &str,
+    field: &'static str,
+) -> Result<hdrhistogram::Histogram<u64>, PartialError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| invalid(field, format!("not base64: {e}")))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| invalid(field, format!("not an HDR histogram (V2): {e:?}")))
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -209,11 +246,7 @@ impl LatencyStats {
     /// The statistics as plain data.
     pub fn to_partial(&self) -> PartialLatency {
         PartialLatency {
-            hdr: self
-                .hdr
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect(),
+            hdr: encode_hdr(&self.hdr),
             grid: self
                 .grid
                 .iter()
@@ -232,9 +265,9 @@ impl LatencyStats {
     /// Statistics read back from [`LatencyStats::to_partial`].
     pub fn from_partial(p: &PartialLatency) -> Result<Self, PartialError> {
         let mut s = LatencyStats::new();
-        for (value, count) in &p.hdr {
-            s.hdr.saturating_record_n(*value, *count);
-        }
+        s.hdr
+            .add(decode_hdr(&p.hdr, "latency.hdr")?)
+            .map_err(|e| invalid("latency.hdr", format!("{e:?}")))?;
         for (i, c) in &p.grid {
             let slot = s.grid.get_mut(*i).ok_or_else(|| {
                 invalid(
@@ -319,7 +352,7 @@ impl LoadReport {
         let mut span: Option<(u128, u128)> = None;
         for (i, p) in parts.into_iter().enumerate() {
             if let Some(l) = &p.lag {
-                report.lag.merge(&LagStats::from_partial(l));
+                report.lag.merge(&LagStats::from_partial(l)?);
             }
             if let Some(g) = &p.generator {
                 report.generator.add_partial(g, i == 0);
@@ -355,7 +388,7 @@ impl LoadReport {
                 st.requests += ps.requests;
                 st.errors += ps.errors;
                 st.latency.merge(&LatencyStats::from_partial(&ps.latency)?);
-                st.lag.merge(&LagStats::from_partial(&ps.lag));
+                st.lag.merge(&LagStats::from_partial(&ps.lag)?);
                 for (code, n) in &ps.statuses {
                     *st.statuses.entry(*code).or_default() += n;
                 }
@@ -477,6 +510,27 @@ mod tests {
         let e = LoadReport::merge_partials([&p]).unwrap_err();
         assert!(e.to_string().starts_with("latency.grid:"), "{e}");
         p.latency.grid.pop();
+        let good = p.latency.hdr.clone();
+        p.latency.hdr = "bm90IGhkcg==".into();
+        let e = LoadReport::merge_partials([&p]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("latency.hdr: not an HDR histogram"),
+            "{e}"
+        );
+        p.latency.hdr = "%%".into();
+        let e = LoadReport::merge_partials([&p]).unwrap_err();
+        assert!(e.to_string().starts_with("latency.hdr: not base64"), "{e}");
+        p.latency.hdr = good;
+        let mut lag = LagStats::new();
+        lag.record(Duration::from_micros(5));
+        p.lag = Some(PartialLag {
+            count: 2,
+            ..lag.to_partial()
+        });
+        let e = LoadReport::merge_partials([&p]).unwrap_err();
+        assert!(e.to_string().starts_with("lag.count:"), "{e}");
+        p.lag = None;
         p.latency.sum_ns = "x".into();
         let e = LoadReport::merge_partials([&p]).unwrap_err();
         assert!(e.to_string().starts_with("latency.sumNs:"), "{e}");
