@@ -97,6 +97,7 @@ async fn distributed_load_over_an_indexed_job() {
         three_pods_send_exactly_num_requests_and_merge_every_latency(&c),
         three_pods_hold_a_fixed_rate(&c),
         a_pod_that_fails_fails_the_experiment_naming_its_index(&c),
+        cronjob_loops_each_share_their_load(&c),
     );
     a_pod_that_never_starts_fails_the_barrier_naming_it(&c).await;
 }
@@ -453,5 +454,62 @@ async fn a_pod_that_never_starts_fails_the_barrier_naming_it(c: &Cluster) {
         0,
         "no load without every pod"
     );
+    c.delete_namespace(&ns).await;
+}
+
+async fn cronjob_loops_each_share_their_load(c: &Cluster) {
+    let ns = c.namespace("dist-loops").await.expect("namespace");
+    let (url, counts) = server().await;
+    let mut sets = small_pods();
+    sets.extend([
+        "tasks={http}".to_string(),
+        format!("http.url={url}/fast"),
+        "http.numRequests=100".into(),
+        "http.qps=200".into(),
+        "http.connections=3".into(),
+        "runner=cronjob".into(),
+        // yearly: only the loops started here run
+        "cronjobSchedule=0 0 1 1 *".into(),
+    ]);
+    let r = install(c, &ns, "loops", &sets).await;
+    assert_eq!(r.code, 0, "{r}");
+    for i in 1..=2 {
+        // A loop as users start one: a new Indexed Job from the CronJob, so a new run.
+        let job = format!("loop-{i}");
+        c.kubectl_run(
+            &[
+                "create",
+                "job",
+                &job,
+                "--from=cronjob/loops-1-cronjob",
+                "-n",
+                &ns,
+            ],
+            None,
+        )
+        .expect("kubectl create job --from=cronjob");
+        let j = finished_job(c, &ns, &job).await;
+        assert_eq!(j["status"]["succeeded"], 3, "loop {i}: {j}");
+        assert_eq!(j["spec"]["completionMode"], "Indexed", "{j}");
+    }
+    let res = stored_result(c, &ns, "loops").await;
+    assert_eq!(res.num_loops, 2);
+    let values = &res
+        .insights
+        .as_ref()
+        .expect("insights")
+        .non_histogram_metric_values[0];
+    assert_eq!(
+        values["http/request-count"],
+        [100.0, 100.0],
+        "one merged count per loop"
+    );
+    assert_eq!(counts.fast.load(Ordering::SeqCst), 200);
+    let h = &res
+        .insights
+        .as_ref()
+        .expect("insights")
+        .histogram_metric_values[0]["http/latency"];
+    assert_eq!(h.count, 200, "the loops' merged histograms merge");
     c.delete_namespace(&ns).await;
 }
