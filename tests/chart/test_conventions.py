@@ -416,3 +416,12 @@ def test_chart_metadata_for_artifact_hub_follows_the_chart():
     # the README Artifact Hub shows is the generated one (scripts/chart-docs --check in make lint)
     readme = (CHART / "README.md").read_text()
     assert "helm test" in readme and "| serviceAccount.create | bool | `true` |" in readme
+
+
+def test_chart_readme_is_what_helm_docs_generates():
+    """charts/iter8/README.md is generated from values.yaml (scripts/chart-docs); a values
+    change without `scripts/chart-docs` fails here as in `make lint`."""
+    import subprocess
+
+    p = subprocess.run(["bash", str(CHART.parents[1] / "scripts" / "chart-docs"), "--check"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
