@@ -102,12 +102,13 @@ impl std::io::Write for CappedOutput {
 /// first. Should it panic on another text, the parser reports "receiving on a
 /// closed channel", which becomes a clear parse error here.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
-    // Texts gtmpl hangs or panics on (see scan.rs) are refused before it sees them.
-    scan::scan(text).map_err(|e| TemplateError::Parse {
+    // Texts gtmpl hangs or panics on (see scan.rs) are refused or made safe first.
+    let prepared = scan::prepare(text).map_err(|e| TemplateError::Parse {
         name: name.to_string(),
         line: Some(e.line),
         message: e.message,
     })?;
+    let text: &str = &prepared;
     super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
         name: name.to_string(),
         line: None,

@@ -6,6 +6,11 @@
 //! - a multi-byte character in an action outside a quoted string: gtmpl's lexer steps back
 //!   one byte, not one character, after peeking, and panics on its own thread.
 //!
+//! And one it cannot survive that Go reads fine, made safe instead of refused: a `{{- ` (trim
+//! the text before) after a multi-byte character, with or without whitespace between (gtmpl
+//! counts that character as one byte when trimming, and panics). [`prepare`] puts an empty
+//! action `{{""}}` right after the character: the output and the line numbers are unchanged.
+//!
 //! Go reads such texts (an unclosed action is an error there too); here each is an error that
 //! names the line and the fix before gtmpl sees the text.
 
@@ -16,8 +21,30 @@ pub struct ScanError {
     pub message: String,
 }
 
-/// Scan `text` the way gtmpl's lexer walks it.
-pub fn scan(text: &str) -> Result<(), ScanError> {
+/// The empty action [`prepare`] inserts: it prints nothing.
+const EMPTY_ACTION: &str = "{{\"\"}}";
+
+/// `text` as gtmpl can read it (see the module's documentation), or why it is refused.
+pub fn prepare(text: &str) -> Result<std::borrow::Cow<'_, str>, ScanError> {
+    let at = scan(text)?;
+    if at.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(text.len() + at.len() * EMPTY_ACTION.len());
+    let mut last = 0;
+    for i in at {
+        out.push_str(&text[last..i]);
+        out.push_str(EMPTY_ACTION);
+        last = i;
+    }
+    out.push_str(&text[last..]);
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// Scan `text` the way gtmpl's lexer walks it; the places where [`prepare`] inserts an empty
+/// action.
+pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
+    let mut inserts = Vec::new();
     let line_at = |pos: usize| text[..pos].matches('\n').count() + 1;
     let fail = |pos: usize, message: String| {
         Err(ScanError {
@@ -32,6 +59,10 @@ pub fn scan(text: &str) -> Result<(), ScanError> {
         // `{{- ` trims the text before; the marker is `-` followed by a space.
         if text[i..].starts_with("- ") {
             i += 2;
+            let kept = text[pos..open].trim_end();
+            if kept.chars().next_back().is_some_and(|c| !c.is_ascii()) {
+                inserts.push(pos + kept.len());
+            }
         }
         if text[i..].starts_with("/*") {
             let start = i + 2;
@@ -90,5 +121,5 @@ pub fn scan(text: &str) -> Result<(), ScanError> {
             }
         }
     }
-    Ok(())
+    Ok(inserts)
 }

@@ -305,3 +305,22 @@ fn texts_gtmpl_hangs_or_panics_on_are_refused_with_their_line() {
     let ok = "{{- /* c }} */ -}} {{ \"}}\" }}{{ `a\n}}` }}{{ 'x' }}";
     assert_eq!(render("t", ok, &json!({})).expect("renders"), "}}a\n}}120");
 }
+
+/// Found by a 10-minute run of the gotemplate fuzz target (in the shipped istio provider
+/// template, mutated): `{{- ` after a multi-byte character made gtmpl's lexer panic. Go reads
+/// it; so do we now, with the same output and lines.
+#[test]
+fn a_trimmed_action_after_a_multi_byte_character_renders_as_in_go() {
+    let data = json!({"l": [1, 2]});
+    assert_eq!(
+        render("t", "ok ✅\n  {{- range .l }} {{ . }}{{ end }}", &data).expect("renders"),
+        "ok ✅ 1 2"
+    );
+    assert_eq!(render("t", "é{{- 1 -}} ü", &data).expect("renders"), "é1ü");
+    // A later error still names the line as written.
+    let e = render("t", "✅\n{{- .l }}\n{{ .missing.x }}", &data).expect_err("missing");
+    assert!(
+        matches!(&e, TemplateError::Render { line: Some(3), .. }),
+        "{e:?}"
+    );
+}
