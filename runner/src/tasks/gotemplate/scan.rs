@@ -84,21 +84,24 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
                 }
                 '"' | '\'' => {
                     // Quoted: `\` escapes the next character; a newline or the end is an error.
+                    let what = if c == '"' {
+                        "quoted string"
+                    } else {
+                        "character constant"
+                    };
                     let mut escaped = false;
-                    loop {
+                    let end = loop {
                         match chars.next() {
                             None | Some((_, '\n')) => {
-                                let what = if c == '"' {
-                                    "quoted string"
-                                } else {
-                                    "character constant"
-                                };
                                 return fail(k, format!("unterminated {what} (a {c} without its closing {c} on the same line)"));
                             }
                             Some((_, '\\')) if !escaped => escaped = true,
-                            Some((_, q)) if q == c && !escaped => break,
+                            Some((e, q)) if q == c && !escaped => break e,
                             Some(_) => escaped = false,
                         }
+                    };
+                    if let Err(m) = check_escapes(&text[k + 1..end], c) {
+                        return fail(k, format!("{what} {}: {m}", &text[k..=end]));
                     }
                 }
                 '`' if !chars.any(|(_, q)| q == '`') => {
@@ -122,4 +125,42 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
         }
     }
     Ok(inserts)
+}
+
+/// The escapes Go's `strconv.Unquote` accepts in a string or character constant quoted by
+/// `quote` (gtmpl loops forever on some others, e.g. `"\u"`, found by fuzzing).
+fn check_escapes(body: &str, quote: char) -> Result<(), String> {
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            return Err("ends with a lone \\".into());
+        };
+        let digits = |n: usize, radix: u32, chars: &mut std::str::Chars<'_>| -> Option<u32> {
+            let s: String = chars.by_ref().take(n).collect();
+            (s.chars().count() == n)
+                .then(|| u32::from_str_radix(&s, radix).ok())
+                .flatten()
+        };
+        let ok = match e {
+            'a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\\' => true,
+            q if q == quote => true,
+            'x' => digits(2, 16, &mut chars).is_some(),
+            'u' => digits(4, 16, &mut chars).is_some_and(|v| char::from_u32(v).is_some()),
+            'U' => digits(8, 16, &mut chars).is_some_and(|v| char::from_u32(v).is_some()),
+            '0'..='7' => {
+                let rest = digits(2, 8, &mut chars);
+                rest.is_some_and(|r| (e as u32 - '0' as u32) * 64 + r <= 255)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "has an invalid escape \\{e}... (Go's escapes: \\n \\t \\\\ \\{quote} \\xFF \\u00e9 \\U0001F600 \\377)"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -324,3 +324,24 @@ fn a_trimmed_action_after_a_multi_byte_character_renders_as_in_go() {
         "{e:?}"
     );
 }
+
+/// Found by a 10-minute run of the gotemplate fuzz target: gtmpl looped forever unquoting
+/// `"\u"`. Invalid escapes are refused as Go refuses them; valid ones still work.
+#[test]
+fn invalid_escapes_in_strings_are_refused_and_valid_ones_work() {
+    for bad in [
+        r#"{{"\u"}}"#,
+        r#"{{ "\q" }}"#,
+        r#"{{ '\xZ' }}"#,
+        r#"{{ "\ud800" }}"#,
+        r#"{{ "\400" }}"#,
+    ] {
+        let e = render("t", bad, &json!({})).expect_err(bad);
+        assert!(
+            matches!(&e, TemplateError::Parse { line: Some(1), message, .. } if message.contains("invalid escape")),
+            "{bad}: {e}"
+        );
+    }
+    let ok = r#"{{ "a\tb\u00e9\x41" }}"#;
+    assert_eq!(render("t", ok, &json!({})).expect("renders"), "a\tbéA");
+}
