@@ -95,7 +95,17 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
                             None | Some((_, '\n')) => {
                                 return fail(k, format!("unterminated {what} (a {c} without its closing {c} on the same line)"));
                             }
-                            Some((_, '\\')) if !escaped => escaped = true,
+                            // gtmpl's lexer takes `\\\\` as escaping what follows, so in
+                            // `"a\\\\"` it reads on past the closing quote (and its parser then
+                            // waits forever: found by fuzzing).
+                            Some((_, '\\')) if escaped => {
+                                let close = chars.clone().next().is_some_and(|(_, n)| n == c);
+                                if close {
+                                    return fail(k, format!("a {what} ending in an escaped backslash (\\\\{c}) is not supported by the template engine; use a raw string `...` or printf \"%c\" 92"));
+                                }
+                                escaped = false;
+                            }
+                            Some((_, '\\')) => escaped = true,
                             Some((e, q)) if q == c && !escaped => break e,
                             Some(_) => escaped = false,
                         }

@@ -345,3 +345,18 @@ fn invalid_escapes_in_strings_are_refused_and_valid_ones_work() {
     let ok = r#"{{ "a\tb\u00e9\x41" }}"#;
     assert_eq!(render("t", ok, &json!({})).expect("renders"), "a\tbéA");
 }
+
+/// Found by a 10-minute run of the gotemplate fuzz target: gtmpl's lexer reads `"\\\\"` as
+/// an escaped quote and runs on past it (its parser then waited forever on `{{"\\\\"}}" `).
+#[test]
+fn a_string_ending_in_an_escaped_backslash_is_refused_not_hung_on() {
+    for bad in [r#"{{"\\\\"}}" "#, r#"{{ "a\\\\" }}"#, r#"{{ '\\\\' }}"#] {
+        let e = render("t", bad, &json!({})).expect_err(bad);
+        assert!(
+            matches!(&e, TemplateError::Parse { message, .. } if message.contains("escaped backslash")),
+            "{bad}: {e}"
+        );
+    }
+    // A backslash pair inside a string still renders (gtmpl keeps both backslashes, Go one).
+    assert!(render("t", r#"{{ "a\\\\b" }}"#, &json!({})).is_ok());
+}
