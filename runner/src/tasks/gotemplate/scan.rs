@@ -114,11 +114,18 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
                         return fail(k, format!("{what} {}: {m}", &text[k..=end]));
                     }
                 }
-                '`' if !chars.any(|(_, q)| q == '`') => {
-                    return fail(
-                        k,
-                        "unterminated raw string (a ` without its closing `)".into(),
-                    );
+                '`' => {
+                    let Some((e, _)) = chars.find(|(_, q)| *q == '`') else {
+                        return fail(
+                            k,
+                            "unterminated raw string (a ` without its closing `)".into(),
+                        );
+                    };
+                    // gtmpl unquotes raw strings too and slices past a final backslash (a
+                    // panic, found by fuzzing).
+                    if text[k + 1..e].ends_with('\\') {
+                        return fail(k, "a raw string ending in a backslash is not supported by the template engine; end it with another character or use printf \"%c\" 92".into());
+                    }
                 }
                 c if !c.is_ascii() => {
                     return fail(

@@ -360,3 +360,14 @@ fn a_string_ending_in_an_escaped_backslash_is_refused_not_hung_on() {
     // A backslash pair inside a string still renders (gtmpl keeps both backslashes, Go one).
     assert!(render("t", r#"{{ "a\\\\b" }}"#, &json!({})).is_ok());
 }
+
+/// Found by a 3-minute gotemplate fuzz run: gtmpl unquotes raw strings too and panicked on one
+/// ending in a backslash.
+#[test]
+fn a_raw_string_ending_in_a_backslash_is_refused() {
+    let e = render("t", "{{ `a\\` }}", &json!({})).expect_err("refused");
+    assert!(
+        matches!(&e, TemplateError::Parse { message, .. } if message.contains("raw string ending in a backslash")),
+        "{e}"
+    );
+}
