@@ -97,18 +97,14 @@ impl std::io::Write for CappedOutput {
 /// overflow the stack or fill the memory; callers bound the time with
 /// [`super::bounded::run_bounded`].
 ///
-/// gtmpl's lexer (on its own thread) panics on a multi-byte character in an action (found
-/// by fuzzing, `fuzz/seeds/gotemplate/gtmpl-lexer-panic`): [`scan::scan`] refuses those
-/// first. Should it panic on another text, the parser reports "receiving on a
-/// closed channel", which becomes a clear parse error here.
+/// Texts left open and invalid escapes are refused first by [`scan::check`], with the line
+/// where they start.
 pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
-    // Texts gtmpl hangs or panics on (see scan.rs) are refused or made safe first.
-    let prepared = scan::prepare(text).map_err(|e| TemplateError::Parse {
+    scan::check(text).map_err(|e| TemplateError::Parse {
         name: name.to_string(),
         line: Some(e.line),
         message: e.message,
     })?;
-    let text: &str = &prepared;
     super::bounded::check_template(text).map_err(|message| TemplateError::Parse {
         name: name.to_string(),
         line: None,
@@ -174,17 +170,6 @@ pub fn render(name: &str, text: &str, data: &serde_json::Value) -> Result<String
 
 fn parse_error(name: &str, text: &str, e: &gtmpl::error::ParseError) -> TemplateError {
     let msg = e.to_string();
-    if msg.contains("receiving on a closed channel") {
-        // gtmpl's lexer thread panicked (it logs the panic): not the user's syntax error
-        // as such, but a text gtmpl cannot read.
-        return TemplateError::Parse {
-            name: name.to_string(),
-            line: None,
-            message: "the template engine failed on this text (e.g. a non-ASCII character \
-                      inside {{ }} outside a quoted string); check the actions"
-                .into(),
-        };
-    }
     // gtmpl's format: "template: <name>:<line>: <message>"
     let prefix = format!("template: {name}:");
     if let Some(rest) = msg.strip_prefix(&prefix) {
@@ -192,7 +177,7 @@ fn parse_error(name: &str, text: &str, e: &gtmpl::error::ParseError) -> Template
             if let Ok(line) = line.trim().parse::<usize>() {
                 let message = message.trim();
                 let line = if message.contains("unclosed action") {
-                    scan::scan(text).err().map_or(line, |e| e.line)
+                    scan::check(text).err().map_or(line, |e| e.line)
                 } else {
                     nearest_action_line(text, line)
                 };

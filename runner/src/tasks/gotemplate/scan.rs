@@ -1,18 +1,9 @@
-//! A pre-scan of a template's actions, as gtmpl's lexer will read them, for the texts gtmpl
-//! itself cannot survive (all found by the fuzz targets, inputs kept in `fuzz/seeds/`):
-//! - a lexing error inside an action (an action, string, raw string or character constant
-//!   left open): gtmpl's parser can then wait forever on its lexer's channel (`{{ .x | f `,
-//!   or a raw string that swallows every later `}}`);
-//! - a multi-byte character in an action outside a quoted string: gtmpl's lexer steps back
-//!   one byte, not one character, after peeking, and panics on its own thread.
-//!
-//! And one it cannot survive that Go reads fine, made safe instead of refused: a `{{- ` (trim
-//! the text before) after a multi-byte character, with or without whitespace between (gtmpl
-//! counts that character as one byte when trimming, and panics). [`prepare`] puts an empty
-//! action `{{""}}` right after the character: the output and the line numbers are unchanged.
-//!
-//! Go reads such texts (an unclosed action is an error there too); here each is an error that
-//! names the line and the fix before gtmpl sees the text.
+//! A pre-scan of a template's actions, as Go's lexer reads them, for the mistakes Go refuses
+//! too (an action, string, raw string, character constant or comment left open; an escape
+//! Go's `strconv.Unquote` does not know), so each is refused before parsing with the line where
+//! it starts and the fix. The template engine (gtmpl, vendored and patched in `vendor/gtmpl`
+//! where our fuzz targets found it panicking or hanging) refuses them as well, but names the
+//! line where it gave up, often the last one.
 
 /// Why a template is refused, and the line (1-based) where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,30 +12,8 @@ pub struct ScanError {
     pub message: String,
 }
 
-/// The empty action [`prepare`] inserts: it prints nothing.
-const EMPTY_ACTION: &str = "{{\"\"}}";
-
-/// `text` as gtmpl can read it (see the module's documentation), or why it is refused.
-pub fn prepare(text: &str) -> Result<std::borrow::Cow<'_, str>, ScanError> {
-    let at = scan(text)?;
-    if at.is_empty() {
-        return Ok(std::borrow::Cow::Borrowed(text));
-    }
-    let mut out = String::with_capacity(text.len() + at.len() * EMPTY_ACTION.len());
-    let mut last = 0;
-    for i in at {
-        out.push_str(&text[last..i]);
-        out.push_str(EMPTY_ACTION);
-        last = i;
-    }
-    out.push_str(&text[last..]);
-    Ok(std::borrow::Cow::Owned(out))
-}
-
-/// Scan `text` the way gtmpl's lexer walks it; the places where [`prepare`] inserts an empty
-/// action.
-pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
-    let mut inserts = Vec::new();
+/// Walk `text`'s actions as Go's lexer does; the first mistake found, with its line.
+pub fn check(text: &str) -> Result<(), ScanError> {
     let line_at = |pos: usize| text[..pos].matches('\n').count() + 1;
     let fail = |pos: usize, message: String| {
         Err(ScanError {
@@ -59,10 +28,6 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
         // `{{- ` trims the text before; the marker is `-` followed by a space.
         if text[i..].starts_with("- ") {
             i += 2;
-            let kept = text[pos..open].trim_end();
-            if kept.chars().next_back().is_some_and(|c| !c.is_ascii()) {
-                inserts.push(pos + kept.len());
-            }
         }
         if text[i..].starts_with("/*") {
             let start = i + 2;
@@ -83,69 +48,47 @@ pub fn scan(text: &str) -> Result<Vec<usize>, ScanError> {
                     break;
                 }
                 '"' | '\'' => {
-                    // Quoted: `\` escapes the next character; a newline or the end is an error.
+                    // Quoted: `\` escapes the character after it; a newline or the end is an
+                    // error.
                     let what = if c == '"' {
                         "quoted string"
                     } else {
                         "character constant"
                     };
-                    let mut escaped = false;
+                    let unterminated = || {
+                        fail(k, format!("unterminated {what} (a {c} without its closing {c} on the same line)"))
+                    };
                     let end = loop {
                         match chars.next() {
-                            None | Some((_, '\n')) => {
-                                return fail(k, format!("unterminated {what} (a {c} without its closing {c} on the same line)"));
-                            }
-                            // gtmpl's lexer takes `\\\\` as escaping what follows, so in
-                            // `"a\\\\"` it reads on past the closing quote (and its parser then
-                            // waits forever: found by fuzzing).
-                            Some((_, '\\')) if escaped => {
-                                let close = chars.clone().next().is_some_and(|(_, n)| n == c);
-                                if close {
-                                    return fail(k, format!("a {what} ending in an escaped backslash (\\\\{c}) is not supported by the template engine; use a raw string `...` or printf \"%c\" 92"));
+                            None | Some((_, '\n')) => return unterminated(),
+                            Some((_, '\\')) => {
+                                if matches!(chars.next(), None | Some((_, '\n'))) {
+                                    return unterminated();
                                 }
-                                escaped = false;
                             }
-                            Some((_, '\\')) => escaped = true,
-                            Some((e, q)) if q == c && !escaped => break e,
-                            Some(_) => escaped = false,
+                            Some((e, q)) if q == c => break e,
+                            Some(_) => {}
                         }
                     };
                     if let Err(m) = check_escapes(&text[k + 1..end], c) {
                         return fail(k, format!("{what} {}: {m}", &text[k..=end]));
                     }
                 }
-                '`' => {
-                    let Some((e, _)) = chars.find(|(_, q)| *q == '`') else {
-                        return fail(
-                            k,
-                            "unterminated raw string (a ` without its closing `)".into(),
-                        );
-                    };
-                    // gtmpl unquotes raw strings too and slices past a final backslash (a
-                    // panic, found by fuzzing).
-                    if text[k + 1..e].ends_with('\\') {
-                        return fail(k, "a raw string ending in a backslash is not supported by the template engine; end it with another character or use printf \"%c\" 92".into());
-                    }
-                }
-                c if !c.is_ascii() => {
+                '`' if !chars.any(|(_, q)| q == '`') => {
                     return fail(
                         k,
-                        format!(
-                            "the character {c:?} inside {{{{ }}}} (outside a quoted string) is \
-                             not supported: write non-ASCII names as strings, e.g. \
-                             {{{{ index . \"{c}\" }}}}"
-                        ),
+                        "unterminated raw string (a ` without its closing `)".into(),
                     );
                 }
                 _ => {}
             }
         }
     }
-    Ok(inserts)
+    Ok(())
 }
 
 /// The escapes Go's `strconv.Unquote` accepts in a string or character constant quoted by
-/// `quote` (gtmpl loops forever on some others, e.g. `"\u"`, found by fuzzing).
+/// `quote` (gtmpl 0.7.1 looped forever on some others, e.g. `"\u"`, found by fuzzing).
 fn check_escapes(body: &str, quote: char) -> Result<(), String> {
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
