@@ -17,7 +17,14 @@ pub struct Parser {
     tree: Option<Tree>,
     tree_stack: VecDeque<Tree>,
     max_tree_id: TreeId,
+    paren_depth: usize,
 }
+
+// Patched (iter8-rs): parenthesized pipelines nest at most this deep, as Go's parser limits
+// them (its maxStackDepth is 10000, for goroutine stacks that grow; Rust's do not, and each
+// level costs several recursive calls, about 10 KB in a debug build). gtmpl recursed without
+// a limit: a text of 4,000 `(` overflowed the stack (found by fuzzing).
+const MAX_PAREN_DEPTH: usize = 100;
 
 pub struct Tree {
     name: String,
@@ -40,6 +47,7 @@ impl Parser {
             tree: None,
             tree_stack: VecDeque::new(),
             max_tree_id: 0,
+            paren_depth: 0,
         }
     }
 }
@@ -696,7 +704,13 @@ impl Parser {
                 }
             }
             ItemType::ItemLeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline")?;
+                if self.paren_depth >= MAX_PAREN_DEPTH {
+                    return self.error("max expression depth exceeded");
+                }
+                self.paren_depth += 1;
+                let pipe = self.pipeline("parenthesized pipeline");
+                self.paren_depth -= 1;
+                let pipe = pipe?;
                 let next = self.next_must("parenthesized pipeline")?;
                 if next.typ != ItemType::ItemRightParen {
                     return self.error(&format!("unclosed right paren: unexpected {}", next));
@@ -807,6 +821,7 @@ mod tests_mocked {
             tree: None,
             tree_stack: VecDeque::new(),
             max_tree_id: 0,
+            paren_depth: 0,
         }
     }
 
@@ -950,5 +965,24 @@ mod tests_mocked {
         } else {
             panic!()
         }
+    }
+
+    // Patched (iter8-rs): found by fuzzing (a stack overflow without the limit).
+    #[test]
+    fn parentheses_nest_at_most_max_paren_depth() {
+        let parse_on_8mib = |text: String| {
+            std::thread::Builder::new()
+                .stack_size(8 << 20)
+                .spawn(move || parse("t".into(), text, HashSet::new()).map(|_| ()))
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        let nested = |n: usize| format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n));
+        assert!(parse_on_8mib(nested(MAX_PAREN_DEPTH)).is_ok());
+        let e = parse_on_8mib(nested(MAX_PAREN_DEPTH + 1)).unwrap_err();
+        assert!(e.to_string().contains("max expression depth exceeded"), "{}", e);
+        let open = format!("{{{{ {}", "(".repeat(4000));
+        assert!(parse_on_8mib(open).is_err());
     }
 }
