@@ -34,8 +34,12 @@ pub fn compile_proto_file(
         _ => PathBuf::from("."),
     };
     includes.push(parent);
-    let mut compiler = protox::Compiler::new(&includes)
-        .map_err(|e| GrpcError::Proto(format!("{}: {e}", path.display())))?;
+    let mut resolver = ChainFileResolver::new();
+    for dir in includes {
+        resolver.add(CappedInclude::new(dir));
+    }
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true);
     compiler
         .open_file(path)
@@ -54,7 +58,7 @@ pub fn compile_proto_text(
     let mut resolver = ChainFileResolver::new();
     resolver.add(InlineResolver(inline));
     for p in import_paths {
-        resolver.add(IncludeFileResolver::new(p.clone()));
+        resolver.add(CappedInclude::new(p.clone()));
     }
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
@@ -82,6 +86,50 @@ pub fn encode_pool(pool: &DescriptorPool) -> Vec<u8> {
 fn protox_message(e: &protox::Error) -> String {
     // protox errors carry a miette diagnostic; its Display is one line.
     e.to_string()
+}
+
+/// Largest .proto file read (the main one or an import).
+pub const MAX_PROTO_BYTES: u64 = 16 << 20;
+
+/// An include directory (protox's own resolver) whose files are read only when they are
+/// regular files of at most [`MAX_PROTO_BYTES`]: a `protoFile` (or an import) naming
+/// `/dev/zero`, a FIFO or a huge file is an error, not an endless read.
+struct CappedInclude {
+    dir: PathBuf,
+    inner: IncludeFileResolver,
+}
+
+impl CappedInclude {
+    fn new(dir: PathBuf) -> Self {
+        let inner = IncludeFileResolver::new(dir.clone());
+        CappedInclude { dir, inner }
+    }
+}
+
+impl FileResolver for CappedInclude {
+    fn resolve_path(&self, path: &Path) -> Option<String> {
+        self.inner.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        let path = self.dir.join(name);
+        if let Ok(m) = std::fs::metadata(&path) {
+            if !m.is_file() {
+                return Err(protox::Error::new(format!(
+                    "{} is not a regular file; name a .proto file",
+                    path.display()
+                )));
+            }
+            if m.len() > MAX_PROTO_BYTES {
+                return Err(protox::Error::new(format!(
+                    "{} is {} bytes; .proto files of at most {MAX_PROTO_BYTES} bytes are read",
+                    path.display(),
+                    m.len()
+                )));
+            }
+        }
+        self.inner.open_file(name)
+    }
 }
 
 struct InlineResolver(File);
@@ -255,6 +303,31 @@ message Inner { string x = 1; }
 message HelloRequest { string name = 1; int32 count = 2; Inner inner = 3; repeated Inner items = 4; }
 message HelloReply { string message = 1; }
 "#;
+
+    /// Issue 14: a `protoFile` naming a device, a FIFO or a huge file is refused with its
+    /// name, not read without end (protox reads whatever it is given).
+    #[test]
+    fn proto_files_that_are_not_regular_or_too_large_are_refused() {
+        let e = compile_proto_file(Path::new("/dev/zero"), &[]).expect_err("a device");
+        assert!(
+            e.to_string().contains("/dev/zero is not a regular file"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.proto");
+        let f = std::fs::File::create(&big).expect("create");
+        f.set_len(MAX_PROTO_BYTES + 1).expect("sparse file");
+        let e = compile_proto_file(&big, &[]).expect_err("too large");
+        assert!(e.to_string().contains("at most 16777216 bytes"), "{e}");
+        // An import that is a device is refused the same way.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.proto")).expect("link");
+        let main = dir.path().join("main.proto");
+        std::fs::write(&main, "syntax = \"proto3\";\nimport \"zero.proto\";\n").expect("write");
+        let e = compile_proto_file(&main, &[]).expect_err("import of a device");
+        assert!(e.to_string().contains("is not a regular file"), "{e}");
+        let pool = compile_proto_text(GREETER, &[dir.path().to_path_buf()]).expect("no import");
+        assert!(find_method(&pool, "helloworld.Greeter/SayHello").is_ok());
+    }
 
     #[test]
     fn calls_split_both_ways() {
