@@ -148,6 +148,50 @@ fn deep_yaml_is_refused_before_parsing() {
     );
 }
 
+/// An experiment file the runner may not read exits 2 naming the file, like the other
+/// unreadable files. As root (CI), the runner is started as `nobody` with util-linux's
+/// `setpriv`, since root reads any file.
+#[test]
+fn an_experiment_file_without_read_permission_is_a_usage_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.yaml");
+    std::fs::write(&file, "spec:\n- run: echo hi\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // The directory is open to all, so only the file's own mode stands in the way.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A copy of the runner in it, as the target directory may be closed to `nobody`.
+    let runner = dir.path().join("iter8-runner");
+    std::fs::copy(env!("CARGO_BIN_EXE_iter8-runner"), &runner).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let result = dir
+        .path()
+        .join("result.yaml")
+        .to_string_lossy()
+        .into_owned();
+    let args = ["-f", file.as_str(), "-o", result.as_str(), "--quiet"];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let out = if root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&runner)
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux) runs the runner as nobody")
+    } else {
+        Command::new(&runner).args(args).output().unwrap()
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("secret.yaml") && err.to_lowercase().contains("permission denied"),
+        "{err}"
+    );
+}
+
 #[test]
 fn endless_and_unreadable_input_files_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
