@@ -442,6 +442,22 @@ async fn json_server() -> TestServer {
     .await
 }
 
+/// The jq evaluator processes (tasks/isolated.rs) whose working directory is `dir`.
+fn evaluators_in(dir: &Path) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let evaluator = String::from_utf8_lossy(&cmdline).contains("__iter8-eval-jq");
+        if evaluator && std::fs::read_link(entry.path().join("cwd")).is_ok_and(|c| c == dir) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 fn jq_experiment(server: &TestServer, jq: &str, timeout: &str) -> String {
     format!(
         "spec:\n- task: custommetrics\n  with:\n    timeout: {timeout}\n    templates:\n      p: {{inline: \"url: {}\\nmetrics:\\n- {{name: m, type: gauge, jqExpression: '{jq}'}}\\n\"}}\n",
@@ -474,6 +490,41 @@ async fn jq_that_never_ends_is_cut_at_the_task_timeout() {
     assert!(ins.unavailable_metrics[0]["p/m"].contains("`def`"));
 }
 
+/// A jq expression that asks for gigabytes runs out of its own memory budget (a child
+/// process with an address-space limit, tasks/isolated.rs), not the runner's: the metric is
+/// unavailable with the reason and the experiment goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jq_that_asks_for_gigabytes_is_stopped_at_its_memory_budget() {
+    let server = json_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let exp = jq_experiment(&server, "[range(1e9)] | length", "5m");
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ins = result(dir.path()).insights.unwrap();
+    let why = &ins.unavailable_metrics[0]["p/m"];
+    assert!(
+        why.contains("more than its memory budget of 512 MiB"),
+        "{why}"
+    );
+    // The same evaluator gives ordinary answers.
+    let exp = jq_experiment(&server, ".a * 2", "1m");
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ins = result(dir.path()).insights.unwrap();
+    assert_eq!(
+        ins.latest(0, "p/m"),
+        Some(4.0),
+        "{:?}",
+        ins.unavailable_metrics
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_runner_stuck_in_jq_and_stores_the_result() {
     let server = json_server().await;
@@ -494,6 +545,11 @@ async fn sigterm_stops_a_runner_stuck_in_jq_and_stores_the_result() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!server.requests().is_empty(), "the runner never queried");
+    // jq runs in its own process (tasks/isolated.rs).
+    while evaluators_in(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(evaluators_in(dir.path()).len(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -504,6 +560,9 @@ async fn sigterm_stops_a_runner_stuck_in_jq_and_stores_the_result() {
         .await
         .unwrap();
     assert_eq!(code, Some(1));
+    // The jq evaluator (a child process started in this directory) ended with the runner.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(evaluators_in(dir.path()), Vec::<u32>::new());
     let r = result(dir.path());
     let f = r.failed_task.unwrap();
     assert_eq!(

@@ -155,6 +155,17 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
+    // A child started by the runner itself to evaluate one jq expression under a memory
+    // limit (tasks/isolated.rs).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == iter8::tasks::isolated::EVAL_JQ_ARG)
+    {
+        return ExitCode::from(iter8::tasks::isolated::evaluator_main());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        iter8::tasks::isolated::enable(exe);
+    }
     let opts = match Opts::try_parse() {
         Ok(o) => o,
         Err(e) => {

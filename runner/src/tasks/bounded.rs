@@ -10,7 +10,8 @@
 //!   engine's stop all still work while a computation spins (`def f: f; f` is refused, but
 //!   `last(repeat(1))` needs no `def`). A computation past its deadline is abandoned: its
 //!   thread cannot be killed and runs on until the process exits, which the runner does
-//!   when the experiment ends.
+//!   when the experiment ends. In the runner, jq runs in a child process instead, with a
+//!   memory limit, killed at the deadline (`isolated.rs`).
 //! - The JSON a jq expression reads is nesting-capped too (its parser recurses).
 
 use std::time::Duration;

@@ -22,6 +22,7 @@ pub mod gotemplate;
 pub mod http;
 pub mod http1;
 pub mod httpcall;
+pub mod isolated;
 pub mod notify;
 pub mod ready;
 pub mod run;

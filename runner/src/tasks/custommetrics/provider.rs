@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::httpcall;
-use crate::tasks::bounded::{self, run_bounded};
+use crate::tasks::bounded;
 
 /// A provider spec: what a template renders to.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -98,12 +98,8 @@ pub(super) async fn query_metric(
     }
     let expr = metric.jq_expression.clone();
     let body = resp.body;
-    run_bounded(
-        &format!("jq expression {expr:?}"),
-        call.timeout,
-        move || jq_first_number(&expr, &body),
-    )
-    .await?
+    // In a child process with a memory limit where the runner enabled it (tasks/isolated.rs).
+    crate::tasks::isolated::jq_first_number(expr, body.to_vec(), call.timeout).await
 }
 
 /// Apply a jq expression to a JSON document; the first output, as a number.
