@@ -14,17 +14,16 @@
 //! error), so the runner image, which has no other binary, gates on a verdict: the chart's
 //! `helm test` pod runs it. Reading a release needs only `get` on its Secret.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use iter8::dist::local::Children;
 use iter8::dist::rendezvous::SecretRendezvous;
-use iter8::dist::worker::WorkerOutcome;
 use iter8::dist::{Rendezvous, Workers};
 use iter8::engine::{run_experiment, EngineError, EngineOptions};
 use iter8::k8s::ClientOptions;
@@ -32,7 +31,12 @@ use iter8::store::file::FileStore;
 use iter8::store::secret::{revision_from_env, SecretStore, RESULT_KEY};
 use iter8::store::{Store, StoreError};
 use iter8::tasks::Progress;
-use tracing_subscriber::EnvFilter;
+
+mod display;
+mod workers;
+
+use display::{init_logging, progress_display};
+use workers::{coordinate, local_workers, run_worker, worker_args};
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -267,90 +271,6 @@ fn main() -> ExitCode {
     })
 }
 
-/// This process's place among local workers.
-fn local_workers(opts: &Opts, index: u32, run: &str, rendezvous: Rendezvous) -> Arc<Workers> {
-    Arc::new(
-        Workers::new(index, opts.workers, run, rendezvous).with_timing(
-            opts.workers_timeout.as_duration(),
-            Duration::from_millis(20),
-            Duration::from_millis(200),
-        ),
-    )
-}
-
-/// The command line of a local worker process (its index is added per worker).
-fn worker_args(opts: &Opts, dir: &std::path::Path, run: &str) -> Vec<String> {
-    let mut args = vec![
-        "-f".to_string(),
-        opts.file.display().to_string(),
-        "--quiet".into(),
-        "--log-format".into(),
-        match opts.log_format {
-            LogFormat::Json => "json",
-            LogFormat::Human => "human",
-            LogFormat::Auto => "auto",
-        }
-        .into(),
-        "--workers".into(),
-        opts.workers.to_string(),
-        "--workers-timeout".into(),
-        opts.workers_timeout.to_string(),
-        "--worker-dir".into(),
-        dir.display().to_string(),
-        "--worker-run".into(),
-        run.to_string(),
-    ];
-    if opts.strict {
-        args.push("--strict".into());
-    }
-    args
-}
-
-/// The coordinator: the experiment as one runner runs it, whose load tasks share their load
-/// with the workers; the workers are told when the loop ends, however it ends.
-async fn coordinate<S: Store>(
-    store: &S,
-    options: &EngineOptions,
-    show_progress: bool,
-    opts: &Opts,
-    destination: &str,
-    workers: &Workers,
-) -> ExitCode {
-    if let Err(e) = workers.begin().await {
-        eprintln!("iter8-runner: cannot reach the load workers: {e}");
-        return ExitCode::from(EXIT_FAILED);
-    }
-    let code = execute(store, options, show_progress, opts, destination).await;
-    if let Err(e) = workers.end("the coordinator's loop ended").await {
-        tracing::warn!("cannot tell the load workers that the loop ended: {e}");
-    }
-    code
-}
-
-/// A load worker (index >= 1): its share of the load tasks, no result of its own.
-async fn run_worker<S: Store>(
-    store: &S,
-    options: &EngineOptions,
-    workers: Arc<Workers>,
-) -> ExitCode {
-    let progress = Progress::default();
-    let index = workers.index;
-    match iter8::dist::worker::run_worker(store, options, workers, &progress).await {
-        Ok(WorkerOutcome::Done) => ExitCode::SUCCESS,
-        Ok(WorkerOutcome::Failed(m)) => {
-            eprintln!("iter8-runner: load worker {index} failed: {m}");
-            ExitCode::from(EXIT_FAILED)
-        }
-        Err(e) => {
-            eprintln!("iter8-runner: load worker {index}: {e}");
-            match e {
-                EngineError::Invalid(_) => ExitCode::from(EXIT_USAGE),
-                _ => ExitCode::from(EXIT_FAILED),
-            }
-        }
-    }
-}
-
 /// Cluster mode: the experiment and the result live in the release's Secret.
 async fn run_in_cluster(
     opts: &Opts,
@@ -527,110 +447,4 @@ async fn execute<S: Store>(
             }
         }
     }
-}
-
-/// Live progress on stderr, refreshed 4 times a second, until `stop`.
-fn progress_display(progress: &Progress, stop: &AtomicBool) {
-    let mut last_done = 0u64;
-    let mut last_at = Instant::now();
-    let mut rate = 0f64;
-    let mut last_task = String::new();
-    let mut task_start = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(250));
-        let task = progress.task();
-        let done = progress.done.load(Ordering::Relaxed);
-        let total = progress.total.load(Ordering::Relaxed);
-        let errors = progress.errors.load(Ordering::Relaxed);
-        let now = Instant::now();
-        if task != last_task || done < last_done {
-            rate = 0.0;
-            if task != last_task {
-                task_start = now;
-            }
-            last_task = task.clone();
-            last_done = 0;
-        }
-        let dt = now.duration_since(last_at).as_secs_f64();
-        if dt > 0.0 {
-            let instant = (done - last_done.min(done)) as f64 / dt;
-            rate = if rate == 0.0 {
-                instant
-            } else {
-                0.5 * rate + 0.5 * instant
-            };
-        }
-        last_done = done;
-        last_at = now;
-        let label = progress.label();
-        let mut line = task;
-        if !label.is_empty() && !line.ends_with(&format!(" {label}")) {
-            line.push_str(&format!(" [{label}]"));
-        }
-        line.push_str(&format!(" {}s", now.duration_since(task_start).as_secs()));
-        if done > 0 || total > 0 {
-            if total > 0 {
-                let pct = done as f64 * 100.0 / total as f64;
-                line.push_str(&format!(": {done}/{total} ({pct:.0}%)"));
-            } else {
-                line.push_str(&format!(": {done}"));
-            }
-            line.push_str(&format!(", {rate:.0}/s, {errors} errors"));
-        }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "\r\x1b[2K");
-    let _ = err.flush();
-}
-
-/// stderr for log lines that first clears the progress line.
-struct ClearLineStderr;
-
-impl Write for ClearLineStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
-        err.write_all(b"\r\x1b[2K")?;
-        err.write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
-}
-
-fn init_logging(opts: &Opts, tty: bool, progress: bool) {
-    // kube's HTTP trace layer logs every failed request at ERROR, also those a retry then
-    // fixes; our retry helper logs what matters (one WARN line per recovered call, one
-    // ERROR when a call fails for good). RUST_LOG still wins.
-    let default = if opts.quiet {
-        "warn,kube_client::client::builder=off"
-    } else {
-        "info,kube_client::client::builder=off"
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let color = iter8::color_allowed(tty);
-    let json = match opts.log_format {
-        LogFormat::Json => true,
-        LogFormat::Human => false,
-        LogFormat::Auto => !tty,
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder.json().with_writer(std::io::stderr).try_init()
-    } else if progress {
-        builder
-            .with_target(false)
-            .with_ansi(color)
-            .with_writer(|| ClearLineStderr)
-            .try_init()
-    } else {
-        builder
-            .with_target(false)
-            .with_ansi(color)
-            .with_writer(std::io::stderr)
-            .try_init()
-    };
 }
