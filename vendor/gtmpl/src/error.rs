@@ -75,6 +75,9 @@ pub enum PrintError {
     WithAfterIndex,
     #[error("precision after index (e.g. %[3].2d)")]
     PrecisionAfterIndex,
+    // Patched (iter8-rs): Go prints %!(BADWIDTH) / %!(BADPREC) over 1e6.
+    #[error("width or precision over 65535: {0}")]
+    TooLarge(String),
 }
 
 #[derive(Error, Debug)]

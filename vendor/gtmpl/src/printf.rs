@@ -1,4 +1,5 @@
 use std::char;
+use std::convert::TryFrom;
 
 use gtmpl_value::{FromValue, Value};
 
@@ -88,7 +89,7 @@ fn process_verb(
                     // Golang does not pad with zeros to the right.
                     params.zero = false;
                 }
-                params.width = width.abs() as usize;
+                params.width = usize::try_from(width.unsigned_abs()).unwrap_or(usize::MAX);
             }
             after_index = false;
         } else if let Some((width, till)) = parse_num(&s[pos..])? {
@@ -119,10 +120,13 @@ fn process_verb(
                     i
                 });
                 if let Some(prec) = args.get(arg_num).and_then(|v| i64::from_value(v)) {
-                    if prec < 0 {
-                        params.precision = None;
-                    }
-                    params.precision = Some(prec.abs() as usize);
+                    // Patched (iter8-rs): a negative precision means none, as in Go (gtmpl
+                    // overwrote it, and `abs` of i64::MIN overflowed).
+                    params.precision = if prec < 0 {
+                        None
+                    } else {
+                        Some(usize::try_from(prec).unwrap_or(usize::MAX))
+                    };
                 }
             } else if let Some((prec, till)) = parse_num(&s[pos..])? {
                 if after_index {
@@ -134,6 +138,12 @@ fn process_verb(
         }
     }
 
+    // Patched (iter8-rs): Rust's formatting machinery panics on a width or precision over
+    // 65535 ("Formatting argument out of range", found by fuzzing); Go's fmt refuses them over
+    // 1e6 (`tooLarge`). Both are errors here over 65535.
+    if params.width > MAX_WIDTH || params.precision.is_some_and(|p| p > MAX_WIDTH) {
+        return Err(PrintError::TooLarge(s.to_string()));
+    }
     let arg_num = if let Some((i, _)) = parse_index(&s[pos..])? {
         index = i;
         i
@@ -162,6 +172,9 @@ fn parse_index(s: &str) -> Result<Option<(usize, usize)>, PrintError> {
         Ok(None)
     }
 }
+
+/// The largest width or precision Rust's formatting accepts.
+const MAX_WIDTH: usize = u16::MAX as usize;
 
 fn parse_num(s: &str) -> Result<Option<(usize, usize)>, PrintError> {
     let till = s.find(|c: char| !c.is_digit(10)).unwrap_or_else(|| s.len());
@@ -385,5 +398,18 @@ mod test {
         assert!(x.is_ok());
         let x = x.unwrap();
         assert_eq!(x, None);
+    }
+
+    // Patched (iter8-rs): found by fuzzing (a panic in Rust's formatting).
+    #[test]
+    fn widths_and_precisions_rust_cannot_format_are_errors() {
+        let one = [Value::from(1)];
+        assert!(sprintf("%0041695220d", &one).is_err());
+        assert!(sprintf("%.70000f", &one).is_err());
+        assert_eq!(sprintf("%5d", &one).unwrap(), "    1");
+        let wide = [Value::from(i64::MIN), Value::from(1)];
+        assert!(sprintf("%*d", &wide).is_err());
+        let neg_prec = [Value::from(-3), Value::from(1.5)];
+        assert_eq!(sprintf("%.*f", &neg_prec).unwrap(), format!("{}", 1.5));
     }
 }

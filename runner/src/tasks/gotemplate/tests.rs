@@ -404,3 +404,15 @@ fn raw_strings_are_taken_as_written() {
         "\\b\\n\\u"
     );
 }
+
+/// Found by an 11-minute gotemplate fuzz run on the vendored gtmpl: a printf width Rust's
+/// formatting cannot take (over 65535) panicked; it is an error naming the format.
+#[test]
+fn a_printf_width_rust_cannot_format_is_an_error() {
+    let e = render("t", "{{ printf \"%070000d\" 1 }}", &json!({})).expect_err("too wide");
+    assert!(e.to_string().contains("over 65535"), "{e}");
+    assert_eq!(
+        render("t", "{{ printf \"%5d\" 1 }}", &json!({})).expect("renders"),
+        "    1"
+    );
+}
