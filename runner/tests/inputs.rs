@@ -465,28 +465,33 @@ fn jq_experiment(server: &TestServer, jq: &str, timeout: &str) -> String {
     )
 }
 
+/// Run one jq metric through the runner in `dir`; it exits 0 (a metric that cannot be
+/// computed is unavailable, not a failure); the insights.
+async fn run_jq(
+    server: &TestServer,
+    dir: &Path,
+    jq: &str,
+    timeout: &str,
+) -> iter8::model::Insights {
+    let exp = jq_experiment(server, jq, timeout);
+    let d = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    result(dir).insights.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jq_that_never_ends_is_cut_at_the_task_timeout() {
     let server = json_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let exp = jq_experiment(&server, "last(repeat(1))", "1s");
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let ins = result(dir.path()).insights.unwrap();
+    let ins = run_jq(&server, dir.path(), "last(repeat(1))", "1s").await;
     let why = &ins.unavailable_metrics[0]["p/m"];
     assert!(why.contains("did not finish within 1s"), "{why}");
 
     // Recursion (a stack overflow would abort the runner) is refused with the reason.
-    let exp = jq_experiment(&server, "def f: 1 + f; f", "1s");
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let ins = result(dir.path()).insights.unwrap();
+    let ins = run_jq(&server, dir.path(), "def f: 1 + f; f", "1s").await;
     assert!(ins.unavailable_metrics[0]["p/m"].contains("`def`"));
 }
 
@@ -497,26 +502,14 @@ async fn jq_that_never_ends_is_cut_at_the_task_timeout() {
 async fn jq_that_asks_for_gigabytes_is_stopped_at_its_memory_budget() {
     let server = json_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let exp = jq_experiment(&server, "[range(1e9)] | length", "5m");
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let ins = result(dir.path()).insights.unwrap();
+    let ins = run_jq(&server, dir.path(), "[range(1e9)] | length", "5m").await;
     let why = &ins.unavailable_metrics[0]["p/m"];
     assert!(
         why.contains("more than its memory budget of 512 MiB"),
         "{why}"
     );
     // The same evaluator gives ordinary answers.
-    let exp = jq_experiment(&server, ".a * 2", "1m");
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || runner(&d, &exp, &[]))
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let ins = result(dir.path()).insights.unwrap();
+    let ins = run_jq(&server, dir.path(), ".a * 2", "1m").await;
     assert_eq!(
         ins.latest(0, "p/m"),
         Some(4.0),
