@@ -10,6 +10,7 @@
 //! text and HTML agree on every number.
 
 pub mod html;
+mod html_plots;
 mod html_verdicts;
 mod load;
 pub mod text;
