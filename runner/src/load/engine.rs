@@ -298,10 +298,15 @@ impl<S: RequestSender> Phase<'_, S> {
         let limit = self.stop.num_requests.unwrap_or(u64::MAX);
         let tickets = &self.shared.tickets[self.idx];
         let mut cursor = 0usize;
+        // One timeout timer per worker, moved forward before every request: moving a
+        // registered timer later is one atomic exchange in Tokio, where a `timeout()` per
+        // request registers and removes a timer in the driver's wheel every time.
+        let timer = tokio::time::sleep(self.plan.timeout);
+        tokio::pin!(timer);
         loop {
             let k = tickets.fetch_add(1, Ordering::Relaxed);
             let mut stage = 0;
-            let (t0, lag) = if let Some(schedule) = self.schedule {
+            let (t0, lag, sent) = if let Some(schedule) = self.schedule {
                 let g = self.plan.tickets.global(k);
                 let Some((i, offset)) = schedule.due(g, &mut cursor) else {
                     break;
@@ -325,13 +330,17 @@ impl<S: RequestSender> Phase<'_, S> {
                 if deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                (now, None)
+                (now, None, now)
             };
-            let outcome =
-                match tokio::time::timeout(self.plan.timeout, self.sender.send(conn)).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::Failed(ErrorKind::Timeout),
-                };
+            // The timeout counts from the send (not from a late request's due time).
+            if let Some(d) = sent.checked_add(self.plan.timeout) {
+                timer.as_mut().reset(d.into());
+            }
+            let outcome = tokio::select! {
+                biased;
+                o = self.sender.send(conn) => o,
+                () = &mut timer => Outcome::Failed(ErrorKind::Timeout),
+            };
             let done = Instant::now();
             let latency = done.saturating_duration_since(t0);
             if let Some(s) = self.stats.borrow_mut().get_mut(stage) {
@@ -352,18 +361,19 @@ impl<S: RequestSender> Phase<'_, S> {
         }
     }
 
-    /// Wait for a request due at `due`: (when its latency starts, how late it is sent).
+    /// Wait for a request due at `due`: (when its latency starts, how late it is sent,
+    /// when it is sent).
     #[inline]
-    async fn wait_until(&self, due: Instant) -> (Instant, Option<Duration>) {
+    async fn wait_until(&self, due: Instant) -> (Instant, Option<Duration>, Instant) {
         let now = Instant::now();
         if now >= due {
             // Late: every worker was busy (or not scheduled) when this request was due;
             // its latency starts at the due time.
-            (due, Some(now - due))
+            (due, Some(now - due), now)
         } else {
             tokio::time::sleep_until(due.into()).await;
             let now = Instant::now();
-            (now, Some(now.saturating_duration_since(due)))
+            (now, Some(now.saturating_duration_since(due)), now)
         }
     }
 }

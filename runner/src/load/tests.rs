@@ -143,6 +143,57 @@ async fn timeouts_are_counted_with_the_timeout_as_latency() {
     assert!(r.latency.min_ms().unwrap_or_default() >= 20.0);
 }
 
+/// Replies after 2 ms, except every request from the `hang_from`-th on, which never completes.
+struct HangsLater {
+    sent: AtomicU64,
+    hang_from: u64,
+}
+
+impl RequestSender for HangsLater {
+    type Conn = ();
+    fn new_conn(&self, _worker: usize) {}
+    async fn send(&self, _conn: &mut ()) -> Outcome {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.hang_from {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Outcome::Response {
+            status: 200,
+            error: false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_worker_timer_moved_forward_times_out_each_request_from_its_send() {
+    // One worker reuses one timer, moved forward before every request: after 30 fast
+    // requests (about 60 ms, longer than the 40 ms timeout, so the first deadline has
+    // passed) the hanging ones must still time out, each a full timeout after its send.
+    let mut plan = LoadPlan::new(0.0, Stop::count(33), 1);
+    plan.timeout = Duration::from_millis(40);
+    let sender = HangsLater {
+        sent: AtomicU64::new(0),
+        hang_from: 31,
+    };
+    // a guard against a timer that never fires (the test fails instead of hanging)
+    let r = tokio::time::timeout(Duration::from_secs(60), run_load(&plan, sender, None))
+        .await
+        .expect("the hanging requests timed out")
+        .unwrap();
+    assert_eq!(r.requests, 33);
+    assert_eq!(r.error_kinds.get(&ErrorKind::Timeout), Some(&3));
+    assert_eq!(r.statuses.get(&200), Some(&30));
+    // the three timeouts are the three largest latencies, each at least the timeout
+    assert!(r.latency.max_ms().unwrap_or_default() >= 40.0);
+    assert!(
+        r.latency
+            .percentile_ms(100.0 * 31.0 / 33.0)
+            .unwrap_or_default()
+            >= 40.0
+    );
+}
+
 #[tokio::test]
 async fn late_requests_are_measured_from_their_due_time() {
     // One worker, 1000 qps, each request takes 10ms: request k is due at k ms but is

@@ -17,6 +17,7 @@
 //! is `reset`.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -192,9 +193,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn read_head(&mut self, head: bool) -> Result<(usize, u16, Framing, bool), Error> {
         loop {
             if self.end > self.start {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf[self.start..self.end]) {
+                // Uninitialized header slots: no 4 KiB of empty headers written per response.
+                let mut headers =
+                    [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut []);
+                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut resp,
+                    &self.buf[self.start..self.end],
+                    &mut headers,
+                ) {
                     Ok(httparse::Status::Complete(n)) => {
                         let status = resp.code.unwrap_or(0);
                         let (framing, keep_alive) = interpret(&resp, status, head)?;
