@@ -112,6 +112,17 @@ pub(super) fn histogram_svg(
             .y_label_area_size(58);
         let fill = color(v).mix(0.85).filled();
         let x_desc = format!("latency ({units}){}", if log { ", log scale" } else { "" });
+        // Every bar inside the axis range [lo, hi]: plotters' pixel arithmetic overflows for a
+        // point far outside it.
+        let bars = |lo: f64, hi: f64| -> Vec<Rectangle<(f64, f64)>> {
+            buckets
+                .iter()
+                .map(|b| {
+                    let x = |v: f64| v.clamp(lo, hi);
+                    Rectangle::new([(x(b.lower), 0.0), (x(b.upper), b.count as f64)], fill)
+                })
+                .collect()
+        };
         if log {
             let lo = lowest.max(highest * 1e-6).max(1e-6);
             let hi = highest.max(lo * 1.01);
@@ -120,12 +131,7 @@ pub(super) fn histogram_svg(
                 .map_err(err_str)?;
             let fmt = |x: &f64| fmt_num(*x);
             draw_mesh!(chart, x_desc.as_str(), "requests", &fmt)?;
-            chart
-                .draw_series(buckets.iter().map(|b| {
-                    let x = |v: f64| v.clamp(lo, hi);
-                    Rectangle::new([(x(b.lower), 0.0), (x(b.upper), b.count as f64)], fill)
-                }))
-                .map_err(err_str)?;
+            chart.draw_series(bars(lo, hi)).map_err(err_str)?;
         } else {
             let lo = if lowest <= highest * 0.2 { 0.0 } else { lowest };
             // A range wide enough to tell its ends apart at this magnitude.
@@ -135,12 +141,7 @@ pub(super) fn histogram_svg(
                 .map_err(err_str)?;
             let fmt = |x: &f64| fmt_num(*x);
             draw_mesh!(chart, x_desc.as_str(), "requests", &fmt)?;
-            chart
-                .draw_series(buckets.iter().map(|b| {
-                    let x = |v: f64| v.clamp(lo, hi);
-                    Rectangle::new([(x(b.lower), 0.0), (x(b.upper), b.count as f64)], fill)
-                }))
-                .map_err(err_str)?;
+            chart.draw_series(bars(lo, hi)).map_err(err_str)?;
         }
         root.present().map_err(err_str)?;
     }
