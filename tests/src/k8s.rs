@@ -348,6 +348,14 @@ impl Cluster {
         }
     }
 
+    /// Starts a loop as users do by hand: `kubectl create job JOB --from=cronjob/CRONJOB`.
+    pub fn create_job_from_cronjob(&self, ns: &str, job: &str, cronjob: &str) {
+        let from = format!("--from=cronjob/{cronjob}");
+        if let Err(e) = self.kubectl_run(&["create", "job", job, &from, "-n", ns], None) {
+            panic!("kubectl create job {job} {from}: {e}");
+        }
+    }
+
     /// Runs `kubectl ARGS` (admin), optionally with `stdin`; its stdout, or an error with
     /// its stderr.
     pub fn kubectl_run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {

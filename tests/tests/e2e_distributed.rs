@@ -476,18 +476,7 @@ async fn cronjob_loops_each_share_their_load(c: &Cluster) {
     for i in 1..=2 {
         // A loop as users start one: a new Indexed Job from the CronJob, so a new run.
         let job = format!("loop-{i}");
-        c.kubectl_run(
-            &[
-                "create",
-                "job",
-                &job,
-                "--from=cronjob/loops-1-cronjob",
-                "-n",
-                &ns,
-            ],
-            None,
-        )
-        .expect("kubectl create job --from=cronjob");
+        c.create_job_from_cronjob(&ns, &job, "loops-1-cronjob");
         let j = finished_job(c, &ns, &job).await;
         assert_eq!(j["status"]["succeeded"], 3, "loop {i}: {j}");
         assert_eq!(j["spec"]["completionMode"], "Indexed", "{j}");

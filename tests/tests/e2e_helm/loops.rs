@@ -23,18 +23,7 @@ pub async fn cronjob_loops_from_kubectl_accumulate_in_one_result(c: &Cluster) {
     assert_eq!(r.code, 0, "helm install: {r}");
     for i in 1..=3 {
         let job = format!("loop-{i}");
-        c.kubectl_run(
-            &[
-                "create",
-                "job",
-                &job,
-                "--from=cronjob/loops-1-cronjob",
-                "-n",
-                &ns,
-            ],
-            None,
-        )
-        .expect("kubectl create job --from=cronjob");
+        c.create_job_from_cronjob(&ns, &job, "loops-1-cronjob");
         let j = finished_job(c, &ns, &job).await;
         assert_eq!(
             j["status"]["succeeded"],

@@ -126,18 +126,7 @@ pub async fn cronjob_regression_against_the_previous_loop_and_pushed_verdicts(c:
         async move {
             // as users start a loop by hand
             let job = format!("slower-loop-{n}");
-            c.kubectl_run(
-                &[
-                    "create",
-                    "job",
-                    &job,
-                    "--from=cronjob/slower-1-cronjob",
-                    "-n",
-                    ns,
-                ],
-                None,
-            )
-            .expect("kubectl create job --from=cronjob");
+            c.create_job_from_cronjob(ns, &job, "slower-1-cronjob");
             let j = finished_job(c, ns, &job).await;
             assert_eq!(j["status"]["succeeded"], 1, "loop {n}: {j}");
         }
