@@ -553,8 +553,12 @@ async fn sigterm_stops_a_runner_stuck_in_jq_and_stores_the_result() {
         .await
         .unwrap();
     assert_eq!(code, Some(1));
-    // The jq evaluator (a child process started in this directory) ended with the runner.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The jq evaluator (a child process started in this directory) ends with the runner (it
+    // is killed, then reaped by init): wait for that, not a fixed time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !evaluators_in(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(evaluators_in(dir.path()), Vec::<u32>::new());
     let r = result(dir.path());
     let f = r.failed_task.unwrap();
