@@ -167,30 +167,31 @@ impl RequestSender for HangsLater {
 
 #[tokio::test]
 async fn a_worker_timer_moved_forward_times_out_each_request_from_its_send() {
-    // One worker reuses one timer, moved forward before every request: after 30 fast
-    // requests (about 60 ms, longer than the 40 ms timeout, so the first deadline has
-    // passed) the hanging ones must still time out, each a full timeout after its send.
-    let mut plan = LoadPlan::new(0.0, Stop::count(33), 1);
-    plan.timeout = Duration::from_millis(40);
+    // One worker reuses one timer, moved forward before every request: after 130 fast
+    // requests (at least 260 ms, longer than the 200 ms timeout, so the first deadline has
+    // passed) the hanging ones must still time out, each a full timeout after its send. The
+    // timeout is far above a 2 ms reply, so a busy machine does not time out a fast one.
+    let mut plan = LoadPlan::new(0.0, Stop::count(133), 1);
+    plan.timeout = Duration::from_millis(200);
     let sender = HangsLater {
         sent: AtomicU64::new(0),
-        hang_from: 31,
+        hang_from: 131,
     };
     // a guard against a timer that never fires (the test fails instead of hanging)
     let r = tokio::time::timeout(Duration::from_secs(60), run_load(&plan, sender, None))
         .await
         .expect("the hanging requests timed out")
         .unwrap();
-    assert_eq!(r.requests, 33);
+    assert_eq!(r.requests, 133);
     assert_eq!(r.error_kinds.get(&ErrorKind::Timeout), Some(&3));
-    assert_eq!(r.statuses.get(&200), Some(&30));
+    assert_eq!(r.statuses.get(&200), Some(&130));
     // the three timeouts are the three largest latencies, each at least the timeout
-    assert!(r.latency.max_ms().unwrap_or_default() >= 40.0);
+    assert!(r.latency.max_ms().unwrap_or_default() >= 200.0);
     assert!(
         r.latency
-            .percentile_ms(100.0 * 31.0 / 33.0)
+            .percentile_ms(100.0 * 131.0 / 133.0)
             .unwrap_or_default()
-            >= 40.0
+            >= 200.0
     );
 }
 
